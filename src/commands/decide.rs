@@ -1,0 +1,95 @@
+//! `skip-action decide`: hash, probe, plan, and tell the workflow what to build.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::hash_options;
+use crate::cli::DecideArgs;
+use crate::config::{Config, Upstream};
+use crate::github::output::write_summary;
+use crate::plan::{self, Force, OnRegistryError};
+
+pub fn run(args: DecideArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let path = Config::locate(args.common.config.as_deref())?;
+    let config = Config::load(&path)?;
+    let force = Force::parse(args.force.as_deref(), &config)?;
+    let on_error = OnRegistryError::parse(args.on_registry_error.as_deref())?;
+    if args.max_jobs == 0 || args.max_jobs > 256 {
+        return Err(crate::error::usage(format!(
+            "max-jobs: {} is out of range; GitHub allows 1 to 256 jobs per matrix",
+            args.max_jobs
+        )));
+    }
+    let discovery = crate::inputs::discover(&config, Path::new("."))?;
+    for img in &discovery.images {
+        for w in &img.warnings {
+            crate::github::warning(w);
+        }
+    }
+    let flags = args.registry.flags();
+    let client = crate::registry::client(&config, &flags)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+
+    let mut opts = hash_options(&args.common);
+    let upstream: BTreeSet<String> = config
+        .images
+        .iter()
+        .zip(&discovery.images)
+        .filter(|(s, _)| s.upstream == Upstream::Digest)
+        .flat_map(|(_, i)| i.outside.iter().map(|u| u.reference.clone()))
+        .collect();
+    if !upstream.is_empty() {
+        let refs: Vec<String> = upstream.into_iter().collect();
+        opts.upstream_digests = rt.block_on(crate::registry::resolve_upstream(&client, &refs))?;
+    }
+    let hashes = crate::hash::compute(&config, &discovery, &opts)?;
+    let hashed_ms = started.elapsed().as_millis();
+
+    let existence = rt.block_on(crate::registry::probe_all(
+        &client,
+        &config,
+        &hashes,
+        flags.timeout,
+    ));
+    for (img, e) in config.images.iter().zip(&existence) {
+        if let plan::Existence::Unknown { reason } = e {
+            crate::github::warning(&format!(
+                "{}: could not check {} ({reason}); it will be built",
+                img.name, img.repository
+            ));
+        }
+    }
+    let decisions = plan::decide(&config, &existence, &force, on_error)?;
+    let outputs =
+        crate::outputs::decide_outputs(&config, &hashes, &decisions, args.dry_run, args.max_jobs);
+    let summary = crate::outputs::summary_markdown(&config, &hashes, &decisions, args.dry_run);
+    tracing::info!(
+        images = config.images.len(),
+        hash_ms = hashed_ms as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "decided"
+    );
+
+    // Only now, with the whole decision made, write anything.
+    let wrote = outputs.write_to_env()?;
+    write_summary(&summary)?;
+    if args.json {
+        println!("{}", outputs.get("plan").unwrap_or("[]"));
+    } else {
+        // The log shows the summary too: Gitea and Forgejo do not render step summaries.
+        println!("{summary}");
+        if !wrote {
+            println!(
+                "(GITHUB_OUTPUT is not set: outputs were not written; --json prints the plan)"
+            );
+        }
+    }
+    Ok(())
+}

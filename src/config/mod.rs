@@ -1,0 +1,147 @@
+//! The config: find it, parse it, validate it, expand it into one [`ImageSpec`] per image.
+//!
+//! Everything the user can get wrong is caught here, with the file, the key and the fix, so the
+//! later stages (hashing, probing, promoting) work on values that are known to make sense. Errors are
+//! [`crate::error::UsageError`]s (exit code 2).
+
+mod expand;
+mod matrix;
+pub mod schema;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::error::usage;
+pub use schema::{ContextScope, Upstream};
+pub use template::Template;
+
+/// Where the config is looked for when `--config` is not given, in order.
+pub const DEFAULT_PATHS: [&str; 2] = ["skip-action.yml", ".github/skip-action.yml"];
+
+/// Default number of hex digits of `{hash}`.
+pub const DEFAULT_HASH_LENGTH: usize = 12;
+
+/// A loaded, validated and expanded config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from (for messages).
+    pub path: PathBuf,
+    /// Hex digits in `{hash}`.
+    pub hash_length: usize,
+    /// Registries spoken to over plain http (besides localhost).
+    pub insecure_registries: Vec<String>,
+    /// Every image, parents before children, otherwise in config order.
+    pub images: Vec<ImageSpec>,
+}
+
+/// One buildable image after expansion of `variants:` / `matrix:`.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    /// Unique name: `base`, or `devbox/omos` for a variant.
+    pub name: String,
+    /// The key under `images:` it came from.
+    pub image: String,
+    /// The variant name, for expanded images.
+    pub variant: Option<String>,
+    /// Dockerfile path relative to the working directory, as written.
+    pub dockerfile: String,
+    /// Build context directory relative to the working directory, as written.
+    pub context: String,
+    /// Repository the content tag lives in.
+    pub repository: String,
+    /// Content tag template (always contains `{hash}`).
+    pub tag: Template,
+    /// Alias tags moved by `promote`.
+    pub promote: Vec<PromoteSpec>,
+    /// Build args from the config (parents' refs are added when hashing).
+    pub args: BTreeMap<String, String>,
+    /// Parents, by expanded name, with the build arg that receives each parent's image ref.
+    pub parents: Vec<Parent>,
+    /// `--target` stage.
+    pub target: Option<String>,
+    /// Platforms, sorted and deduplicated.
+    pub platforms: Vec<String>,
+    /// Extra input globs, relative to the working directory.
+    pub inputs: Vec<String>,
+    /// Which context paths count.
+    pub scope: ContextScope,
+    /// How outside `FROM` images count.
+    pub upstream: Upstream,
+    /// Template variables known before hashing: `name`, `variant`, matrix axes.
+    pub vars: BTreeMap<String, String>,
+    /// 0 for images without parents, else 1 + the deepest parent's level.
+    pub level: usize,
+}
+
+/// A parent of an image and the build arg its image reference is passed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parent {
+    pub name: String,
+    pub arg: String,
+}
+
+/// One alias to move on promote.
+#[derive(Debug, Clone)]
+pub struct PromoteSpec {
+    pub tag: Template,
+    /// Another repository (cross-repository copy); `None` = the image's own.
+    pub repository: Option<String>,
+}
+
+impl Config {
+    /// Find the config: `explicit` if given, else the first of [`DEFAULT_PATHS`] that exists.
+    pub fn locate(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+        if let Some(p) = explicit {
+            if !p.is_file() {
+                return Err(usage(format!(
+                    "config file {} not found; pass --config with the path of your skip-action.yml",
+                    p.display()
+                )));
+            }
+            return Ok(p.to_path_buf());
+        }
+        for p in DEFAULT_PATHS {
+            if Path::new(p).is_file() {
+                return Ok(PathBuf::from(p));
+            }
+        }
+        Err(usage(format!(
+            "no config found: looked for {}; create one (see README, \"The config\") or pass --config",
+            DEFAULT_PATHS.join(" and ")
+        )))
+    }
+
+    /// Read, parse and expand the config at `path`.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and expand config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
+        let raw: schema::RawConfig =
+            serde_yaml::from_str(text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        expand::expand(raw, path)
+    }
+
+    /// Look an image up by its expanded name, with a helpful error.
+    pub fn image(&self, name: &str) -> anyhow::Result<&ImageSpec> {
+        if let Some(img) = self.images.iter().find(|i| i.name == name) {
+            return Ok(img);
+        }
+        let names: Vec<&str> = self.images.iter().map(|i| i.name.as_str()).collect();
+        let shown = if names.len() > 20 {
+            format!("{} … ({} images)", names[..20].join(", "), names.len())
+        } else {
+            names.join(", ")
+        };
+        Err(usage(format!(
+            "no image named `{name}` in {}; images are: {shown}",
+            self.path.display()
+        )))
+    }
+}

@@ -1,0 +1,55 @@
+//! Talking to the CI runner: annotations, `$GITHUB_OUTPUT`, the step summary, secret masking.
+
+pub mod output;
+
+/// Whether we run inside GitHub Actions or a compatible runner (Gitea/Forgejo set it too).
+pub fn in_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true")
+}
+
+/// Escape a message for a workflow command (`::warning::…`): `%`, CR and LF must be encoded or the
+/// runner would cut the message — or read the rest as another command.
+pub fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A warning the user should see: an annotation in Actions, a log line elsewhere.
+pub fn warning(msg: &str) {
+    if in_actions() {
+        println!("::warning::{}", escape_data(msg));
+    } else {
+        tracing::warn!("{msg}");
+    }
+}
+
+/// Ask the runner to mask `secret` in every later log line (`::add-mask::`). Only in Actions:
+/// elsewhere the line itself would print the secret.
+pub fn mask(secret: &str) {
+    if in_actions() && !secret.is_empty() {
+        for line in secret.lines().filter(|l| !l.trim().is_empty()) {
+            println!("::add-mask::{}", escape_data(line));
+        }
+    }
+}
+
+/// An error annotation (the process still prints the error and exits non-zero).
+pub fn error(msg: &str) {
+    if in_actions() {
+        println!("::error::{}", escape_data(msg));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_command_breakers() {
+        assert_eq!(
+            escape_data("a%b\r\n::set-output"),
+            "a%25b%0D%0A::set-output"
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! Input discovery: for every image, find what its build can see.
+//!
+//! Reads each Dockerfile once, analyses it with the image's build args, walks each distinct
+//! (context, ignore rules) pair once, and selects the entries COPY/ADD/bind mounts can reach. Images
+//! that select the same entries share one [`Selection`], so 12,800 variants of one Dockerfile cost
+//! one selection, not 12,800. Nothing here hashes file contents; that is [`crate::hash`]'s job.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use skip_dockerfile::{Dockerfile, ImageUse, Remote, Source};
+
+use crate::config::{Config, ContextScope, ImageSpec};
+use crate::context::select::{self, Selection};
+use crate::context::walk::{self, Entry, Kind, Tree};
+use crate::context::{self, IgnoreRules};
+use crate::error::usage;
+
+/// Everything discovered, images in config (topological) order.
+#[derive(Debug)]
+pub struct Discovery {
+    /// The working directory paths are relative to (canonical).
+    pub workspace: PathBuf,
+    /// Walked contexts, plus one pseudo-tree per image with `inputs:` (rooted at the workspace).
+    pub trees: Vec<Tree>,
+    pub images: Vec<ImageInputs>,
+}
+
+/// What one image's build can see.
+#[derive(Debug)]
+pub struct ImageInputs {
+    /// The Dockerfile's bytes (shared by images using the same file).
+    pub dockerfile: Arc<Vec<u8>>,
+    /// The ignore file in effect, if any.
+    pub ignore_file: Option<PathBuf>,
+    /// Index of the context tree in [`Discovery::trees`].
+    pub tree: usize,
+    /// The selected context entries.
+    pub selection: Arc<Selection>,
+    /// Context sources the Dockerfile names (after ARG substitution).
+    pub sources: Vec<Source>,
+    /// ARGs the Dockerfile declares (in the stages that are built).
+    pub declared_args: BTreeSet<String>,
+    /// Outside images (not stages, not this image's parents).
+    pub outside: Vec<ImageUse>,
+    /// ADD of URLs / git repositories.
+    pub remotes: Vec<Remote>,
+    /// Tree index of the `inputs:` entries, if the image has any.
+    pub extra: Option<usize>,
+    /// Things the user should know (e.g. a parent the Dockerfile never uses).
+    pub warnings: Vec<String>,
+}
+
+/// Placeholder passed for a parent's image arg during analysis: the real reference contains the
+/// parent's hash, which is only known after hashing. `FROM ${BASE_IMAGE}` resolving to this value
+/// is how a parent is recognised.
+pub fn parent_placeholder(parent: &str) -> String {
+    format!(
+        "skip-action.invalid/parent/{}:pending",
+        parent.replace('/', "-")
+    )
+}
+
+/// Discover the inputs of every image of `config`, paths relative to `workspace`.
+pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> {
+    let workspace = std::fs::canonicalize(workspace)
+        .with_context(|| format!("working directory {}", workspace.display()))?;
+    let mut dockerfiles: HashMap<String, (Arc<Vec<u8>>, Arc<Dockerfile>)> = HashMap::new();
+    let mut trees: Vec<Tree> = Vec::new();
+    let mut tree_index: HashMap<(PathBuf, String), (usize, Option<PathBuf>)> = HashMap::new();
+    let mut ignore_cache: HashMap<(String, String), IgnoreRules> = HashMap::new();
+    let mut selections: HashMap<(usize, Vec<String>, Option<String>), Arc<Selection>> =
+        HashMap::new();
+    let mut images = Vec::with_capacity(config.images.len());
+
+    for spec in &config.images {
+        let (bytes, df) = match dockerfiles.get(&spec.dockerfile) {
+            Some(v) => v.clone(),
+            None => {
+                let v = load_dockerfile(&workspace, &config.path, spec)?;
+                dockerfiles.insert(spec.dockerfile.clone(), v.clone());
+                v
+            }
+        };
+
+        // Walk (once per context + ignore rules).
+        let key = (spec.dockerfile.clone(), spec.context.clone());
+        let rules = match ignore_cache.get(&key) {
+            Some(r) => r.clone(),
+            None => {
+                let r = context::load_ignore(
+                    &workspace,
+                    &workspace.join(&spec.dockerfile),
+                    &workspace.join(&spec.context),
+                )?;
+                ignore_cache.insert(key, r.clone());
+                r
+            }
+        };
+        let ctx_dir = context::inside(&workspace, &workspace.join(&spec.context)).map_err(|e| {
+            usage(format!(
+                "{}: `images.{}.context`: `{}`: {e}",
+                config.path.display(),
+                spec.image,
+                spec.context
+            ))
+        })?;
+        let (tree, ignore_file) = match tree_index.get(&(ctx_dir.clone(), rules.text.clone())) {
+            Some(t) => t.clone(),
+            None => {
+                let t = walk::walk(&ctx_dir, &rules.rules)
+                    .with_context(|| format!("image {}: walking its context", spec.name))?;
+                tracing::debug!(context = %ctx_dir.display(), entries = t.entries.len(), "walked context");
+                trees.push(t);
+                let v = (trees.len() - 1, rules.file.clone());
+                tree_index.insert((ctx_dir.clone(), rules.text.clone()), v.clone());
+                v
+            }
+        };
+
+        // Analyse with the image's args and placeholders for parents.
+        let mut args = spec.args.clone();
+        for p in &spec.parents {
+            args.insert(p.arg.clone(), parent_placeholder(&p.name));
+        }
+        let analysis = df
+            .analyze(&args, spec.target.as_deref())
+            .map_err(|e| usage(format!("{}: {e}", spec.dockerfile)))?;
+        let mut warnings = Vec::new();
+        let placeholders: Vec<(String, String)> = spec
+            .parents
+            .iter()
+            .map(|p| (p.name.clone(), parent_placeholder(&p.name)))
+            .collect();
+        for (pname, ph) in &placeholders {
+            if !analysis.images.iter().any(|u| u.reference == *ph) {
+                let arg = spec
+                    .parents
+                    .iter()
+                    .find(|p| &p.name == pname)
+                    .map(|p| p.arg.as_str())
+                    .unwrap_or("BASE_IMAGE");
+                warnings.push(format!(
+                    "{}: {} never uses ${{{arg}}} in FROM/COPY --from, so {} is not built on its parent {pname}; add `ARG {arg}` and `FROM ${{{arg}}}`",
+                    spec.dockerfile, spec.name, spec.name
+                ));
+            }
+        }
+        let outside: Vec<ImageUse> = analysis
+            .images
+            .iter()
+            .filter(|u| !placeholders.iter().any(|(_, ph)| &u.reference == ph))
+            .cloned()
+            .collect();
+
+        let patterns: Vec<String> = analysis.sources.iter().map(|s| s.pattern.clone()).collect();
+        let mut whole = analysis.whole_context.clone();
+        if spec.scope == ContextScope::All {
+            whole = Some("context_scope: all".into());
+        } else if whole.is_none() && patterns.iter().any(|p| p.contains("skip-action.invalid")) {
+            whole = Some("a COPY source depends on a parent's image reference".into());
+        }
+        let sel_key = (tree, patterns.clone(), whole.clone());
+        let selection = match selections.get(&sel_key) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(select::select(&trees[tree], &patterns, whole));
+                selections.insert(sel_key, s.clone());
+                s
+            }
+        };
+        for r in &analysis.remotes {
+            if r.checksum.is_none() {
+                warnings.push(format!(
+                    "{}:{}: ADD {} downloads at build time; its content is not in the hash. Pin it with ADD --checksum=sha256:… or force a rebuild when it changes",
+                    spec.dockerfile, r.line, r.url
+                ));
+            }
+        }
+
+        let extra = if spec.inputs.is_empty() {
+            None
+        } else {
+            trees.push(expand_inputs(&workspace, spec)?);
+            Some(trees.len() - 1)
+        };
+
+        images.push(ImageInputs {
+            dockerfile: bytes,
+            ignore_file,
+            tree,
+            selection,
+            sources: analysis.sources,
+            declared_args: analysis.declared_args,
+            outside,
+            remotes: analysis.remotes,
+            extra,
+            warnings,
+        });
+    }
+    Ok(Discovery {
+        workspace,
+        trees,
+        images,
+    })
+}
+
+fn load_dockerfile(
+    workspace: &Path,
+    config_path: &Path,
+    spec: &ImageSpec,
+) -> anyhow::Result<(Arc<Vec<u8>>, Arc<Dockerfile>)> {
+    let path = workspace.join(&spec.dockerfile);
+    let bytes = context::read_inside(workspace, &path).map_err(|e| {
+        let at = format!(
+            "{}: `images.{}.dockerfile`",
+            config_path.display(),
+            spec.image
+        );
+        if e.kind() == std::io::ErrorKind::NotFound {
+            usage(format!(
+                "{at}: `{}` not found; fix the path (paths are relative to the repository root)",
+                spec.dockerfile
+            ))
+        } else {
+            usage(format!("{at}: `{}`: {e}", spec.dockerfile))
+        }
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        usage(format!(
+            "{}: not UTF-8 text; save it as UTF-8",
+            spec.dockerfile
+        ))
+    })?;
+    let df =
+        skip_dockerfile::parse(text).map_err(|e| usage(format!("{}: {e}", spec.dockerfile)))?;
+    Ok((Arc::new(bytes), Arc::new(df)))
+}
+
+/// Expand `inputs:` globs into a pseudo-tree rooted at the workspace. Not subject to
+/// `.dockerignore` (the user asked for these paths explicitly); symlinks are recorded, not followed;
+/// matches outside the workspace are refused.
+fn expand_inputs(workspace: &Path, spec: &ImageSpec) -> anyhow::Result<Tree> {
+    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+    let opts = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    for pattern in &spec.inputs {
+        let full = workspace.join(pattern);
+        let full = full.to_str().ok_or_else(|| {
+            usage(format!(
+                "image {}: input `{pattern}` is not UTF-8",
+                spec.name
+            ))
+        })?;
+        let mut matched = false;
+        for m in glob::glob_with(full, opts)
+            .map_err(|e| usage(format!("image {}: input `{pattern}`: {e}", spec.name)))?
+        {
+            let m = m.with_context(|| format!("image {}: input `{pattern}`", spec.name))?;
+            let rel = m.strip_prefix(workspace).map_err(|_| {
+                usage(format!(
+                    "image {}: input `{pattern}` matched {} outside the workspace",
+                    spec.name,
+                    m.display()
+                ))
+            })?;
+            let parent_ok = m
+                .parent()
+                .map(|p| context::inside(workspace, p).is_ok())
+                .unwrap_or(false);
+            if !parent_ok {
+                return Err(usage(format!(
+                    "image {}: input `{pattern}` reaches {} through a symlink outside the workspace",
+                    spec.name,
+                    m.display()
+                )));
+            }
+            let rel = rel.to_str().unwrap_or_default().to_string();
+            matched = true;
+            let md = std::fs::symlink_metadata(&m)?;
+            if md.is_dir() {
+                let sub = walk::walk(&m, &skip_dockerignore::DockerIgnore::default())?;
+                entries.insert(rel.clone(), entry_for(&rel, &md, &m)?);
+                for e in sub.entries {
+                    let p = format!("{rel}/{}", e.path);
+                    entries.insert(p.clone(), Entry { path: p, ..e });
+                }
+            } else {
+                entries.insert(rel.clone(), entry_for(&rel, &md, &m)?);
+            }
+        }
+        if !matched {
+            tracing::warn!(image = %spec.name, pattern = %pattern, "input pattern matched nothing");
+        }
+    }
+    Ok(Tree {
+        root: workspace.to_path_buf(),
+        entries: entries.into_values().collect(),
+    })
+}
+
+fn entry_for(rel: &str, md: &std::fs::Metadata, abs: &Path) -> anyhow::Result<Entry> {
+    use std::os::unix::fs::MetadataExt as _;
+    let ft = md.file_type();
+    let kind = if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_file() {
+        Kind::File
+    } else if ft.is_symlink() {
+        Kind::Symlink(
+            std::fs::read_link(abs)?
+                .to_str()
+                .ok_or_else(|| anyhow::anyhow!("{}: link target is not UTF-8", abs.display()))?
+                .to_string(),
+        )
+    } else {
+        Kind::Other
+    };
+    Ok(Entry {
+        path: rel.to_string(),
+        size: if kind == Kind::File { md.len() } else { 0 },
+        kind,
+        mode: md.mode() & 0o7777,
+    })
+}

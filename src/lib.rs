@@ -1,0 +1,26 @@
+//! skip-action's library: the pipeline config → inputs → hashes → plan → outputs, and the edges
+//! (registry, GitHub runner) it talks through. `main.rs` is a thin CLI over [`commands`].
+//!
+//! | module | one job |
+//! |---|---|
+//! | [`config`] | find, parse, validate and expand `skip-action.yml` into image specs |
+//! | [`context`] | the build context as BuildKit sends it: ignore rules, walk, COPY selection |
+//! | [`inputs`] | per image: Dockerfile analysis and which context entries it can see |
+//! | [`hash`] | the versioned, length-prefixed content hash of every image |
+//! | [`plan`] | build or reuse, and why, from the registry's answers |
+//! | [`outputs`] | matrices, the `plan` JSON and the summary |
+//! | [`registry`] | the edge to the OCI registry (`skip-registry`): client, probes |
+//! | [`github`] | `$GITHUB_OUTPUT`, the step summary, annotations, masking |
+//! | [`commands`] | one function per subcommand |
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod github;
+pub mod hash;
+pub mod inputs;
+pub mod outputs;
+pub mod plan;
+pub mod registry;

@@ -1,0 +1,352 @@
+//! What `decide` tells the workflow: the outputs (names are a contract), the job matrices and the
+//! Markdown summary. Pure: values in, strings out; [`crate::github::output`] writes them.
+//!
+//! GitHub rejects an empty matrix and any matrix over 256 jobs. Matrices here are always
+//! `{"include":[…]}` with at most `max_jobs` entries: when more images must be built, each entry is
+//! a batch of images (`batch`, `images`, `targets` for `docker buildx bake`), balanced across the
+//! allowed jobs.
+
+use serde::Serialize;
+
+use crate::commands::build_args_text;
+use crate::config::{Config, ImageSpec};
+use crate::github::output::Outputs;
+use crate::hash::ImageHash;
+use crate::plan::Decision;
+
+/// One image to build, as a matrix entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatrixEntry {
+    pub name: String,
+    pub variant: String,
+    pub image: String,
+    pub tag: String,
+    pub hash: String,
+    pub dockerfile: String,
+    pub context: String,
+    pub build_args: String,
+    pub tags: String,
+    pub platforms: String,
+    pub target: String,
+    pub level: usize,
+    pub parents: String,
+}
+
+/// A batch of images for one job, when there are more images than jobs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Batch {
+    /// `3/256`.
+    pub batch: String,
+    pub count: usize,
+    /// Image names, comma-separated.
+    pub images: String,
+    /// The same names as bake targets (`/` → `_`), space-separated.
+    pub targets: String,
+    pub level: usize,
+}
+
+/// One image in the `plan` output.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanEntry<'a> {
+    pub name: &'a str,
+    pub variant: Option<&'a str>,
+    pub image: &'a str,
+    pub tag: &'a str,
+    pub hash: &'a str,
+    pub level: usize,
+    pub parents: Vec<&'a str>,
+    pub need_build: bool,
+    pub exists: Option<bool>,
+    pub digest: Option<&'a str>,
+    pub reason: &'a str,
+}
+
+/// A bake target name for an image (`devbox/omos` → `devbox_omos`).
+pub fn bake_target(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub fn matrix_entry(spec: &ImageSpec, hash: &ImageHash) -> MatrixEntry {
+    MatrixEntry {
+        name: spec.name.clone(),
+        variant: spec.variant.clone().unwrap_or_default(),
+        image: hash.image.clone(),
+        tag: hash.tag.clone(),
+        hash: hash.full.clone(),
+        dockerfile: spec.dockerfile.clone(),
+        context: spec.context.clone(),
+        build_args: build_args_text(&hash.build_args),
+        tags: hash.image.clone(),
+        platforms: spec.platforms.join(","),
+        target: spec.target.clone().unwrap_or_default(),
+        level: spec.level,
+        parents: spec
+            .parents
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// `{"include":[…]}` of the given entries, batched when over `max_jobs`.
+pub fn matrix_json(entries: &[MatrixEntry], max_jobs: usize) -> String {
+    #[derive(Serialize)]
+    struct M<T> {
+        include: Vec<T>,
+    }
+    if entries.len() <= max_jobs {
+        return serde_json::to_string(&M {
+            include: entries.to_vec(),
+        })
+        .unwrap_or_else(|_| r#"{"include":[]}"#.into());
+    }
+    let jobs = max_jobs.max(1);
+    let per = entries.len().div_ceil(jobs);
+    let chunks: Vec<&[MatrixEntry]> = entries.chunks(per).collect();
+    let n = chunks.len();
+    let batches: Vec<Batch> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Batch {
+            batch: format!("{}/{n}", i + 1),
+            count: c.len(),
+            images: c
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            targets: c
+                .iter()
+                .map(|e| bake_target(&e.name))
+                .collect::<Vec<_>>()
+                .join(" "),
+            level: c.iter().map(|e| e.level).max().unwrap_or(0),
+        })
+        .collect();
+    serde_json::to_string(&M { include: batches }).unwrap_or_else(|_| r#"{"include":[]}"#.into())
+}
+
+/// Every output of `decide`.
+pub fn decide_outputs(
+    config: &Config,
+    hashes: &[ImageHash],
+    decisions: &[Decision],
+    dry_run: bool,
+    max_jobs: usize,
+) -> Outputs {
+    let mut o = Outputs::new();
+    let build: Vec<usize> = if dry_run {
+        Vec::new()
+    } else {
+        (0..decisions.len())
+            .filter(|i| decisions[*i].need_build)
+            .collect()
+    };
+    let entry = |i: usize| matrix_entry(&config.images[i], &hashes[i]);
+    let all: Vec<MatrixEntry> = build.iter().map(|&i| entry(i)).collect();
+    let variants: Vec<MatrixEntry> = build
+        .iter()
+        .filter(|&&i| !config.images[i].parents.is_empty())
+        .map(|&i| entry(i))
+        .collect();
+
+    o.set("need_build", (!all.is_empty()).to_string());
+    let roots: Vec<usize> = (0..config.images.len())
+        .filter(|i| config.images[*i].parents.is_empty())
+        .collect();
+    if let [r] = roots[..] {
+        let base_build = !dry_run && decisions[r].need_build;
+        o.set("base_need_build", base_build.to_string());
+        o.set("base_image", hashes[r].image.clone());
+        o.set("base_tag", hashes[r].tag.clone());
+        o.set("base_hash", hashes[r].full.clone());
+    } else {
+        for k in ["base_need_build", "base_image", "base_tag", "base_hash"] {
+            o.set(k, "");
+        }
+    }
+    o.set("variants_need_build", (!variants.is_empty()).to_string());
+    o.set("variants_matrix", matrix_json(&variants, max_jobs));
+    o.set("matrix", matrix_json(&all, max_jobs));
+
+    // Level by level, for deep DAGs: matrix_levels[N] holds level N's images.
+    let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
+    let levels: Vec<serde_json::Value> = (0..=max_level)
+        .map(|l| {
+            let es: Vec<MatrixEntry> = all.iter().filter(|e| e.level == l).cloned().collect();
+            serde_json::from_str(&matrix_json(&es, max_jobs)).unwrap_or_default()
+        })
+        .collect();
+    let level_flags: Vec<bool> = (0..=max_level)
+        .map(|l| all.iter().any(|e| e.level == l))
+        .collect();
+    o.set(
+        "matrix_levels",
+        serde_json::Value::Array(levels).to_string(),
+    );
+    o.set(
+        "levels_need_build",
+        serde_json::to_string(&level_flags).unwrap_or_default(),
+    );
+    o.set("plan", plan_json(config, hashes, decisions));
+    o.set("dry_run", dry_run.to_string());
+    o.set("build_count", all.len().to_string());
+    o
+}
+
+/// The `plan` output: every image, built or not.
+pub fn plan_json(config: &Config, hashes: &[ImageHash], decisions: &[Decision]) -> String {
+    let entries: Vec<PlanEntry> = config
+        .images
+        .iter()
+        .zip(hashes)
+        .zip(decisions)
+        .map(|((s, h), d)| PlanEntry {
+            name: &s.name,
+            variant: s.variant.as_deref(),
+            image: &h.image,
+            tag: &h.tag,
+            hash: &h.full,
+            level: s.level,
+            parents: s.parents.iter().map(|p| p.name.as_str()).collect(),
+            need_build: d.need_build,
+            exists: d.exists,
+            digest: d.digest.as_deref(),
+            reason: &d.reason,
+        })
+        .collect();
+    serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into())
+}
+
+/// Markdown summary: a headline and a table (image, tag, decision, reason). Long plans list the
+/// images to build and count the rest, so the summary stays readable at 12,800 images.
+pub fn summary_markdown(
+    config: &Config,
+    hashes: &[ImageHash],
+    decisions: &[Decision],
+    dry_run: bool,
+) -> String {
+    const MAX_ROWS: usize = 200;
+    let n_build = decisions.iter().filter(|d| d.need_build).count();
+    let mut s = String::new();
+    s.push_str("### skip-action: decide\n\n");
+    if dry_run {
+        s.push_str("**Dry run**: nothing will be built, pushed or promoted. The plan below is what a real run would do.\n\n");
+    }
+    s.push_str(&format!(
+        "{n_build} of {} image(s) to build, {} reused.\n\n",
+        decisions.len(),
+        decisions.len() - n_build
+    ));
+    s.push_str("| image | tag | decision | reason |\n|---|---|---|---|\n");
+    let mut rows = 0;
+    let mut hidden = 0;
+    // Images to build first, then the reused ones.
+    let order = (0..decisions.len())
+        .filter(|i| decisions[*i].need_build)
+        .chain((0..decisions.len()).filter(|i| !decisions[*i].need_build));
+    for i in order {
+        if rows >= MAX_ROWS {
+            hidden += 1;
+            continue;
+        }
+        let d = &decisions[i];
+        s.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            md_escape(&config.images[i].name),
+            md_escape(&hashes[i].tag),
+            if d.need_build { "build" } else { "reuse" },
+            md_escape(&d.reason)
+        ));
+        rows += 1;
+    }
+    if hidden > 0 {
+        s.push_str(&format!(
+            "\n… and {hidden} more (see the `plan` output for every image).\n"
+        ));
+    }
+    s
+}
+
+/// Keep table cells in their cell: no pipes, no newlines, no HTML.
+fn md_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(n: usize) -> Vec<MatrixEntry> {
+        (0..n)
+            .map(|i| MatrixEntry {
+                name: format!("app/v{i}"),
+                variant: format!("v{i}"),
+                image: String::new(),
+                tag: String::new(),
+                hash: String::new(),
+                dockerfile: String::new(),
+                context: String::new(),
+                build_args: String::new(),
+                tags: String::new(),
+                platforms: String::new(),
+                target: String::new(),
+                level: 1,
+                parents: String::new(),
+            })
+            .collect()
+    }
+
+    fn include_len(json: &str) -> usize {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v["include"].as_array().unwrap().len()
+    }
+
+    #[test]
+    fn small_matrices_list_images() {
+        let j = matrix_json(&entries(3), 256);
+        assert_eq!(include_len(&j), 3);
+        assert!(j.contains(r#""name":"app/v0""#));
+        assert_eq!(matrix_json(&[], 256), r#"{"include":[]}"#);
+    }
+
+    #[test]
+    fn large_matrices_are_batched_within_max_jobs() {
+        for (n, max) in [(257, 256), (12_800, 256), (1000, 7), (10, 1)] {
+            let j = matrix_json(&entries(n), max);
+            let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+            let inc = v["include"].as_array().unwrap();
+            assert!(
+                inc.len() <= max,
+                "{n} images, {max} jobs: {} entries",
+                inc.len()
+            );
+            let total: u64 = inc.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+            assert_eq!(total as usize, n);
+            let names: usize = inc
+                .iter()
+                .map(|b| b["images"].as_str().unwrap().split(',').count())
+                .sum();
+            assert_eq!(names, n);
+            assert!(inc[0]["targets"].as_str().unwrap().starts_with("app_v0 "));
+        }
+    }
+
+    #[test]
+    fn markdown_cells_cannot_break_the_table() {
+        assert_eq!(md_escape("a|b\nc<script>"), "a\\|b c&lt;script&gt;");
+    }
+}

@@ -1,0 +1,192 @@
+//! The edge between the pure core and the registry: build a client from the flags, ask about every
+//! content tag, resolve `upstream: digest` images.
+//!
+//! The answers are turned into [`crate::plan::Existence`] values here, so the planner never sees
+//! HTTP. Everything is bounded: per-request timeouts and retries live in `skip-registry`; this layer
+//! adds one deadline for the whole probe, after which every unanswered tag is `Unknown` — which
+//! builds, never skips.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use skip_registry::{Client, ClientOptions, Credentials, Probe, RepoRef};
+
+use crate::config::Config;
+use crate::hash::ImageHash;
+use crate::plan::Existence;
+
+/// Registry flags shared by `decide` and `promote`.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryFlags {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// Total seconds for all probes.
+    pub timeout: Duration,
+}
+
+/// Repositories with at least this many images are probed with one `tags/list` instead of one
+/// HEAD per tag.
+pub const LIST_THRESHOLD: usize = 16;
+
+/// Make the client: credentials from the flags, then docker's config.json, then `GITHUB_TOKEN`.
+/// Secrets are masked in the runner's log before anything could print them.
+pub fn client(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Client> {
+    for s in [&flags.password, &flags.token].into_iter().flatten() {
+        crate::github::mask(s);
+    }
+    let mut creds = Credentials::from_env().context("reading registry credentials")?;
+    if let Some(t) = flags.token.as_deref().filter(|t| !t.is_empty()) {
+        creds = creds.with_github_token(t.to_string(), std::env::var("GITHUB_ACTOR").ok());
+    }
+    match (flags.username.as_deref(), flags.password.as_deref()) {
+        (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
+            let mut hosts: Vec<String> = Vec::new();
+            for r in config.images.iter().map(|i| i.repository.as_str()) {
+                let host = RepoRef::parse(r)?.registry;
+                if !hosts.contains(&host) {
+                    hosts.push(host);
+                }
+            }
+            for h in hosts {
+                creds = creds.with_basic(&h, u.to_string(), p.to_string());
+            }
+        }
+        (Some(u), None) if !u.is_empty() => {
+            return Err(crate::error::usage(
+                "username given without password; set both (inputs `username` and `password`)",
+            ))
+        }
+        _ => {}
+    }
+    Client::new(ClientOptions {
+        insecure_registries: config.insecure_registries.clone(),
+        credentials: creds,
+        max_concurrency_per_host: 16,
+        ..ClientOptions::default()
+    })
+}
+
+/// Ask about every image's content tag. One answer per image, same order.
+pub async fn probe_all(
+    client: &Client,
+    config: &Config,
+    hashes: &[ImageHash],
+    deadline: Duration,
+) -> Vec<Existence> {
+    let deadline = tokio::time::Instant::now() + deadline;
+    let mut answers: Vec<Option<Existence>> = vec![None; hashes.len()];
+
+    // Group by repository.
+    let mut by_repo: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, img) in config.images.iter().enumerate() {
+        by_repo.entry(img.repository.as_str()).or_default().push(i);
+    }
+    let mut head_jobs: Vec<(usize, RepoRef)> = Vec::new();
+    for (repo, idx) in by_repo {
+        let rr = match RepoRef::parse(repo) {
+            Ok(r) => r,
+            Err(e) => {
+                for i in idx {
+                    answers[i] = Some(Existence::Unknown {
+                        reason: format!("bad repository {repo}: {e}"),
+                    });
+                }
+                continue;
+            }
+        };
+        if idx.len() >= LIST_THRESHOLD {
+            match tokio::time::timeout_at(deadline, client.list_tags(&rr)).await {
+                Ok(Ok(tags)) => {
+                    let tags: HashSet<String> = tags.into_iter().collect();
+                    tracing::info!(repository = repo, tags = tags.len(), "listed tags");
+                    for i in idx {
+                        answers[i] = Some(if tags.contains(&hashes[i].tag) {
+                            Existence::Present { digest: None }
+                        } else {
+                            Existence::Absent
+                        });
+                    }
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        repository = repo,
+                        "tags/list failed, probing each tag: {e:#}"
+                    )
+                }
+                Err(_) => tracing::warn!(repository = repo, "tags/list ran out of time"),
+            }
+        }
+        head_jobs.extend(idx.into_iter().map(|i| (i, rr.clone())));
+    }
+
+    let mut set = tokio::task::JoinSet::new();
+    for (i, rr) in head_jobs {
+        let client = client.clone();
+        let tag = hashes[i].tag.clone();
+        set.spawn(async move {
+            let p = match tokio::time::timeout_at(deadline, client.probe(&rr, &tag)).await {
+                Ok(p) => p,
+                Err(_) => Probe::Unknown {
+                    reason: "no answer before the decide deadline".into(),
+                },
+            };
+            (i, p)
+        });
+    }
+    while let Some(res) = set.join_next().await {
+        if let Ok((i, p)) = res {
+            answers[i] = Some(match p {
+                Probe::Present { digest, .. } => Existence::Present {
+                    digest: Some(digest),
+                },
+                Probe::Absent => Existence::Absent,
+                Probe::Unknown { reason } => Existence::Unknown { reason },
+            });
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| {
+            a.unwrap_or(Existence::Unknown {
+                reason: "the probe task failed".into(),
+            })
+        })
+        .collect()
+}
+
+/// Digests of outside images of `upstream: digest` images, by reference as written.
+pub async fn resolve_upstream(
+    client: &Client,
+    references: &[String],
+) -> anyhow::Result<HashMap<String, String>> {
+    let client = Arc::new(client.clone());
+    let mut set = tokio::task::JoinSet::new();
+    for r in references {
+        let client = client.clone();
+        let r = r.clone();
+        set.spawn(async move {
+            let reference = skip_registry::Reference::parse(&r)
+                .with_context(|| format!("upstream image {r}"))?;
+            match client
+                .probe(&reference.repo(), reference.api_reference())
+                .await
+            {
+                Probe::Present { digest, .. } => Ok((r, digest)),
+                Probe::Absent => anyhow::bail!("upstream image {r} does not exist"),
+                Probe::Unknown { reason } => {
+                    anyhow::bail!("upstream image {r}: could not resolve its digest: {reason}")
+                }
+            }
+        });
+    }
+    let mut out = HashMap::new();
+    while let Some(res) = set.join_next().await {
+        let (r, d) = res.context("resolving upstream digests")??;
+        out.insert(r, d);
+    }
+    Ok(out)
+}
