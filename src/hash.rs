@@ -279,6 +279,21 @@ pub fn check_tag_collisions(config: &Config, hashes: &[ImageHash]) -> anyhow::Re
     Ok(())
 }
 
+/// Build args that BuildKit honours without an `ARG` line: proxies, `SOURCE_DATE_EPOCH` and
+/// `BUILDKIT_*` switches (they can change the image, so when passed they count).
+pub fn is_predefined_arg(name: &str) -> bool {
+    const PROXIES: [&str; 5] = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "FTP_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+    ];
+    PROXIES.iter().any(|p| name.eq_ignore_ascii_case(p))
+        || name == "SOURCE_DATE_EPOCH"
+        || name.starts_with("BUILDKIT_")
+}
+
 fn collect_files(tree: &Tree, indices: &[usize], out: &mut Vec<PathBuf>) {
     for &i in indices {
         if tree.entries[i].kind == Kind::File {
@@ -305,10 +320,17 @@ fn image_key(
         build_args.insert(p.arg.clone(), ph.image.clone());
         parents.push((p.name.clone(), ph.full.clone()));
     }
+    // Declared ARGs, plus args BuildKit reads without a declaration when they are passed.
     let declared: BTreeMap<String, Option<String>> = inputs
         .declared_args
         .iter()
         .map(|a| (a.clone(), build_args.get(a).cloned()))
+        .chain(
+            build_args
+                .iter()
+                .filter(|(k, _)| is_predefined_arg(k))
+                .map(|(k, v)| (k.clone(), Some(v.clone()))),
+        )
         .collect();
     let mut outside: Vec<(String, Option<String>)> = Vec::new();
     for u in &inputs.outside {

@@ -243,6 +243,21 @@ fn an_undeclared_arg_changes_nothing_and_unset_differs_from_empty() {
 }
 
 #[test]
+fn predefined_args_count_without_a_declaration() {
+    assert_eq!(
+        after(|ws| {
+            let p = ws.path().join("skip-action.yml");
+            let s = std::fs::read_to_string(&p).unwrap().replace(
+                r#"OPENCODE_VERSION: "1.14.44""#,
+                "OPENCODE_VERSION: \"1.14.44\"\n      SOURCE_DATE_EPOCH: \"1700000000\"",
+            );
+            std::fs::write(p, s).unwrap();
+        }),
+        variants_only()
+    );
+}
+
+#[test]
 fn ignored_and_unreachable_files_change_nothing() {
     // NOTES.md is excluded by .dockerignore (*.md); docs/ is never copied.
     assert!(after(|ws| {

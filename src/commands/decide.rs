@@ -1,20 +1,13 @@
 //! `skip-action decide`: hash, probe, plan, and tell the workflow what to build.
 
-use std::collections::BTreeSet;
-use std::path::Path;
-
-use anyhow::Context as _;
-
-use super::hash_options;
+use super::{load_and_discover, load_and_hash_online, runtime, Hashed};
 use crate::cli::DecideArgs;
-use crate::config::{Config, Upstream};
 use crate::github::output::write_summary;
 use crate::plan::{self, Force, OnRegistryError};
 
 pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let path = Config::locate(args.common.config.as_deref())?;
-    let config = Config::load(&path)?;
+    let (config, discovery) = load_and_discover(&args.common)?;
     let force = Force::parse(args.force.as_deref(), &config)?;
     let on_error = OnRegistryError::parse(args.on_registry_error.as_deref())?;
     if args.max_jobs == 0 || args.max_jobs > 256 {
@@ -23,35 +16,12 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             args.max_jobs
         )));
     }
-    let discovery = crate::inputs::discover(&config, Path::new("."))?;
-    for img in &discovery.images {
-        for w in &img.warnings {
-            crate::github::warning(w);
-        }
-    }
     let flags = args.registry.flags();
     let client = crate::registry::client(&config, &flags)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-
-    let mut opts = hash_options(&args.common);
-    let upstream: BTreeSet<String> = config
-        .images
-        .iter()
-        .zip(&discovery.images)
-        .filter(|(s, _)| s.upstream == Upstream::Digest)
-        .flat_map(|(_, i)| i.outside.iter().map(|u| u.reference.clone()))
-        .collect();
-    if !upstream.is_empty() {
-        let refs: Vec<String> = upstream.into_iter().collect();
-        opts.upstream_digests = rt.block_on(crate::registry::resolve_upstream(&client, &refs))?;
-    }
-    let hashes = crate::hash::compute(&config, &discovery, &opts)?;
+    let rt = runtime()?;
+    let Hashed { config, hashes, .. } =
+        load_and_hash_online(config, discovery, &args.common, &client, &rt)?;
     let hashed_ms = started.elapsed().as_millis();
-
     let existence = rt.block_on(crate::registry::probe_all(
         &client,
         &config,

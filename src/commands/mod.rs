@@ -19,8 +19,20 @@ pub struct Hashed {
     pub hashes: Vec<ImageHash>,
 }
 
-/// Load the config and hash every image.
+/// Load the config and hash every image, offline. Images with `upstream: digest` need the
+/// registry: use [`load_and_hash_online`] for them.
 pub fn load_and_hash(common: &Common, opts: HashOptions) -> anyhow::Result<Hashed> {
+    let (config, discovery) = load_and_discover(common)?;
+    let hashes = crate::hash::compute(&config, &discovery, &opts)?;
+    Ok(Hashed {
+        config,
+        discovery,
+        hashes,
+    })
+}
+
+/// Load the config and discover every image's inputs (warnings are reported here, once).
+pub fn load_and_discover(common: &Common) -> anyhow::Result<(Config, Discovery)> {
     let path = Config::locate(common.config.as_deref())?;
     let config = Config::load(&path)?;
     let discovery = crate::inputs::discover(&config, Path::new("."))?;
@@ -29,12 +41,46 @@ pub fn load_and_hash(common: &Common, opts: HashOptions) -> anyhow::Result<Hashe
             crate::github::warning(w);
         }
     }
+    Ok((config, discovery))
+}
+
+/// Like [`load_and_hash`], resolving `upstream: digest` images through `client` first — the same
+/// hashes `decide` and `promote` compute.
+pub fn load_and_hash_online(
+    config: Config,
+    discovery: Discovery,
+    common: &Common,
+    client: &skip_registry::Client,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<Hashed> {
+    let mut opts = hash_options(common);
+    let upstream: std::collections::BTreeSet<String> = config
+        .images
+        .iter()
+        .zip(&discovery.images)
+        .filter(|(s, _)| s.upstream == crate::config::Upstream::Digest)
+        .flat_map(|(_, i)| i.outside.iter().map(|u| u.reference.clone()))
+        .collect();
+    if !upstream.is_empty() {
+        let refs: Vec<String> = upstream.into_iter().collect();
+        opts.upstream_digests = rt.block_on(crate::registry::resolve_upstream(client, &refs))?;
+    }
     let hashes = crate::hash::compute(&config, &discovery, &opts)?;
     Ok(Hashed {
         config,
         discovery,
         hashes,
     })
+}
+
+/// The async runtime for registry work: two workers (the runners have few cores; the work is I/O).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// `HashOptions` from the common flags.
