@@ -1,0 +1,530 @@
+//! `decide` end to end against a real registry (Debian's `docker-registry`, started on 127.0.0.1
+//! by skip-testkit): every output, across the states a release pipeline goes through.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use skip_testkit::{
+    Fault, FaultProxy, FaultRule, Format, ImageSpec, TestRegistry, TokenOptions, Trigger,
+};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// The devbox example, pointed at `host` (a registry or a proxy in front of it).
+fn devbox_at(host: &str) -> Ws {
+    let ws = devbox();
+    let p = ws.path().join("skip-action.yml");
+    let s = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("ghcr.io/acme/devbox", &format!("{host}/acme/devbox"));
+    std::fs::write(p, s).unwrap();
+    ws
+}
+
+/// Result of one `decide` run.
+struct Decided {
+    code: Option<i32>,
+    out: BTreeMap<String, String>,
+    summary: String,
+    stdout: String,
+    stderr: String,
+}
+
+impl Decided {
+    fn get(&self, k: &str) -> &str {
+        self.out
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no output {k}; stderr: {}", self.stderr))
+    }
+    fn json(&self, k: &str) -> serde_json::Value {
+        serde_json::from_str(self.get(k)).unwrap()
+    }
+    /// name -> (need_build, reason) from the plan output.
+    fn plan(&self) -> BTreeMap<String, (bool, String)> {
+        self.json("plan")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    (
+                        e["need_build"].as_bool().unwrap(),
+                        e["reason"].as_str().unwrap().to_string(),
+                    ),
+                )
+            })
+            .collect()
+    }
+    fn matrix_names(&self, k: &str) -> Vec<String> {
+        self.json(k)["include"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Parse a `$GITHUB_OUTPUT` file the way the runner does.
+fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let (name, delim) = line.split_once("<<").expect("heredoc form");
+        let mut v = Vec::new();
+        for l in lines.by_ref() {
+            if l == delim {
+                break;
+            }
+            v.push(l);
+        }
+        assert!(
+            out.insert(name.to_string(), v.join("\n")).is_none(),
+            "duplicate {name}"
+        );
+    }
+    out
+}
+
+fn decide(ws: &Ws, args: &[&str], env: &[(&str, &str)]) -> Decided {
+    let outf = ws.path().join("gh-output");
+    let sumf = ws.path().join("gh-summary");
+    let _ = std::fs::remove_file(&outf);
+    let _ = std::fs::remove_file(&sumf);
+    let mut full_env: Vec<(&str, &str)> = vec![
+        ("GITHUB_OUTPUT", outf.to_str().unwrap()),
+        ("GITHUB_STEP_SUMMARY", sumf.to_str().unwrap()),
+        ("HOME", ws.path().to_str().unwrap()),
+    ];
+    full_env.extend_from_slice(env);
+    let mut a = vec!["decide"];
+    a.extend_from_slice(args);
+    let o = ws.run_env(&a, &full_env);
+    Decided {
+        code: o.status.code(),
+        out: parse_outputs(&std::fs::read_to_string(&outf).unwrap_or_default()),
+        summary: std::fs::read_to_string(&sumf).unwrap_or_default(),
+        stdout: stdout(&o),
+        stderr: stderr(&o),
+    }
+}
+
+/// Push a single-arch image at every given tag of acme/devbox.
+fn publish(reg: &TestRegistry, tags: &[&str]) {
+    let p = reg.pusher();
+    rt().block_on(async {
+        for t in tags {
+            p.push_image("acme/devbox", Some(t), &ImageSpec::oci())
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn tags_of(ws: &Ws) -> BTreeMap<String, String> {
+    ws.hash_json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+const VARIANTS: [&str; 4] = [
+    "devbox/base",
+    "devbox/omos",
+    "devbox/with-pi",
+    "devbox/omos-with-pi",
+];
+
+#[test]
+fn nothing_published_builds_everything() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = devbox_at(&reg.host());
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert_eq!(d.get("need_build"), "true");
+    assert_eq!(d.get("base_need_build"), "true");
+    assert_eq!(d.get("variants_need_build"), "true");
+    assert_eq!(d.get("dry_run"), "false");
+    assert_eq!(d.get("build_count"), "5");
+    let tags = tags_of(&ws);
+    assert_eq!(d.get("base_tag"), tags["base"]);
+    assert_eq!(
+        d.get("base_image"),
+        format!("{}/acme/devbox:{}", reg.host(), tags["base"])
+    );
+    assert_eq!(d.get("base_hash").len(), 64);
+    assert_eq!(d.matrix_names("variants_matrix"), VARIANTS);
+    let mut all = vec!["base".to_string()];
+    all.extend(VARIANTS.iter().map(|s| s.to_string()));
+    assert_eq!(d.matrix_names("matrix"), all);
+    // A matrix entry carries everything a build step needs.
+    let e = &d.json("variants_matrix")["include"][1];
+    assert_eq!(e["name"], "devbox/omos");
+    assert_eq!(e["variant"], "omos");
+    assert_eq!(e["dockerfile"], "Dockerfile.variant");
+    assert_eq!(e["context"], ".");
+    assert_eq!(e["level"], 1);
+    assert_eq!(e["parents"], "base");
+    assert_eq!(e["tags"], e["image"]);
+    let ba = e["build_args"].as_str().unwrap();
+    assert!(
+        ba.contains(&format!("BASE_IMAGE={}", d.get("base_image"))),
+        "{ba}"
+    );
+    assert!(ba.contains("INSTALL_OMOS=true"), "{ba}");
+    for (_, (build, reason)) in d.plan() {
+        assert!(build);
+        assert_eq!(reason, "tag missing");
+    }
+    // Levels for deep DAGs.
+    let levels = d.json("matrix_levels");
+    assert_eq!(levels[0]["include"].as_array().unwrap().len(), 1);
+    assert_eq!(levels[1]["include"].as_array().unwrap().len(), 4);
+    assert_eq!(d.get("levels_need_build"), "[true,true]");
+    // The summary: a table, in the step summary and the log.
+    assert!(
+        d.summary.contains("| image | tag | decision | reason |"),
+        "{}",
+        d.summary
+    );
+    assert!(d.summary.contains("| devbox/omos |"));
+    assert!(
+        d.stdout.contains("5 of 5 image(s) to build"),
+        "{}",
+        d.stdout
+    );
+}
+
+#[test]
+fn base_published_builds_only_variants() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = devbox_at(&reg.host());
+    let tags = tags_of(&ws);
+    publish(&reg, &[&tags["base"]]);
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert_eq!(d.get("base_need_build"), "false");
+    assert_eq!(d.get("variants_need_build"), "true");
+    assert_eq!(d.matrix_names("matrix"), VARIANTS);
+    let plan = d.plan();
+    assert_eq!(plan["base"], (false, "tag exists".to_string()));
+    let base = &d.json("plan")[0];
+    assert_eq!(base["exists"], true);
+    assert!(base["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(plan["devbox/omos"], (true, "tag missing".to_string()));
+}
+
+#[test]
+fn all_published_builds_nothing_and_one_arg_change_rebuilds_one_variant() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = devbox_at(&reg.host());
+    let tags = tags_of(&ws);
+    publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert_eq!(d.get("need_build"), "false");
+    assert_eq!(d.get("base_need_build"), "false");
+    assert_eq!(d.get("variants_need_build"), "false");
+    assert_eq!(d.get("matrix"), r#"{"include":[]}"#);
+    assert_eq!(d.get("variants_matrix"), r#"{"include":[]}"#);
+    assert!(d.plan().values().all(|(b, r)| !b && r == "tag exists"));
+
+    // One variant's arg changes: only it builds.
+    let p = ws.path().join("skip-action.yml");
+    let s = std::fs::read_to_string(&p).unwrap().replace(
+        r#"with-pi:      { INSTALL_OMOS: "false", INSTALL_PI: "true" }"#,
+        r#"with-pi:      { INSTALL_OMOS: "false", INSTALL_PI: "yes" }"#,
+    );
+    std::fs::write(&p, s).unwrap();
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.matrix_names("matrix"), ["devbox/with-pi"]);
+    assert_eq!(d.get("base_need_build"), "false");
+
+    // The base changes: everything builds.
+    ws.write("rootfs/etc/profile.d/devbox.sh", "export EDITOR=nano\n");
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.get("build_count"), "5");
+
+    // --force of the base cascades to the variants even with every tag present.
+    let tags = tags_of(&ws);
+    publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
+    let d = decide(&ws, &["--force", "base"], &[]);
+    let plan = d.plan();
+    assert_eq!(plan["base"], (true, "forced".to_string()));
+    assert_eq!(
+        plan["devbox/omos"],
+        (true, "parent base is being built".to_string())
+    );
+    // INPUT_FORCE for one variant.
+    let d = decide(&ws, &[], &[("INPUT_FORCE", "devbox/omos")]);
+    assert_eq!(d.matrix_names("matrix"), ["devbox/omos"]);
+}
+
+#[test]
+fn multi_arch_index_counts_as_present() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = devbox_at(&reg.host());
+    let tags = tags_of(&ws);
+    let p = reg.pusher();
+    rt().block_on(async {
+        p.push_multiarch("acme/devbox", &tags["base"], Format::Oci, None)
+            .await
+            .unwrap();
+        p.push_multiarch("acme/devbox", &tags["devbox/omos"], Format::Docker, None)
+            .await
+            .unwrap();
+    });
+    let d = decide(&ws, &[], &[]);
+    let plan = d.plan();
+    assert_eq!(plan["base"].0, false, "{:?}", plan["base"]);
+    assert_eq!(plan["devbox/omos"].0, false);
+    assert_eq!(plan["devbox/base"].0, true);
+}
+
+#[test]
+fn dry_run_shows_the_plan_and_builds_nothing() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = devbox_at(&reg.host());
+    for d in [
+        decide(&ws, &["--dry-run"], &[]),
+        decide(&ws, &[], &[("INPUT_DRY_RUN", "true")]),
+    ] {
+        assert_eq!(d.code, Some(0), "{}", d.stderr);
+        assert_eq!(d.get("dry_run"), "true");
+        assert_eq!(d.get("need_build"), "false");
+        assert_eq!(d.get("base_need_build"), "false");
+        assert_eq!(d.get("variants_need_build"), "false");
+        assert_eq!(d.get("matrix"), r#"{"include":[]}"#);
+        assert_eq!(d.get("variants_matrix"), r#"{"include":[]}"#);
+        // The plan still says what a real run would build.
+        assert!(d.plan().values().all(|(b, r)| *b && r == "tag missing"));
+        assert!(d.summary.contains("Dry run"));
+    }
+    // INPUT_DRY_RUN=false is a real run.
+    let d = decide(&ws, &[], &[("INPUT_DRY_RUN", "false")]);
+    assert_eq!(d.get("need_build"), "true");
+}
+
+#[test]
+fn registry_down_builds_everything_and_says_why() {
+    let mut reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = devbox_at(&host);
+    let tags = tags_of(&ws);
+    publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
+    reg.stop();
+    let d = decide(&ws, &["--timeout", "20"], &[]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert_eq!(d.get("need_build"), "true");
+    assert_eq!(d.get("build_count"), "5");
+    for (_, (b, r)) in d.plan() {
+        assert!(b);
+        assert!(
+            r.starts_with("registry error:") && r.ends_with("building to be safe"),
+            "{r}"
+        );
+    }
+    // With on-registry-error: fail it fails, and writes no outputs at all.
+    let d = decide(&ws, &[], &[("INPUT_ON_REGISTRY_ERROR", "fail")]);
+    assert_eq!(d.code, Some(1), "{}", d.stderr);
+    assert!(d.out.is_empty(), "outputs written on failure: {:?}", d.out);
+    assert!(d.stderr.contains("devbox/omos"), "{}", d.stderr);
+}
+
+#[test]
+fn bursts_of_429_and_503_end_in_the_clean_answer() {
+    let reg = TestRegistry::start_open().unwrap();
+    let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
+    let ws = devbox_at(&proxy.host());
+    let tags = tags_of(&ws);
+    publish(&reg, &[&tags["base"], &tags["devbox/omos"]]);
+    let clean = decide(&ws, &[], &[]);
+    assert_eq!(clean.get("build_count"), "3");
+    proxy.set_rules(vec![
+        FaultRule::new(Fault::status_retry_after(429, "1"), Trigger::FirstN(2)),
+        FaultRule::new(Fault::status(503), Trigger::FirstN(3)),
+    ]);
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert!(proxy.faults_injected() >= 5, "{}", proxy.faults_injected());
+    // The same outputs as the clean run.
+    assert_eq!(d.out, clean.out);
+}
+
+#[test]
+fn htpasswd_registry_with_right_and_wrong_credentials() {
+    let reg = TestRegistry::start_htpasswd(&[("ci", "s3cret-pass")]).unwrap();
+    let ws = devbox_at(&reg.host());
+    let tags = tags_of(&ws);
+    publish(&reg, &[&tags["base"]]);
+    let ok = decide(
+        &ws,
+        &[],
+        &[("INPUT_USERNAME", "ci"), ("INPUT_PASSWORD", "s3cret-pass")],
+    );
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert_eq!(ok.plan()["base"], (false, "tag exists".to_string()));
+
+    let bad = decide(
+        &ws,
+        &[],
+        &[
+            ("INPUT_USERNAME", "ci"),
+            ("INPUT_PASSWORD", "wrong-pass-xyz"),
+            ("GITHUB_ACTIONS", "true"),
+        ],
+    );
+    assert_eq!(bad.code, Some(0), "{}", bad.stderr);
+    assert!(bad
+        .plan()
+        .values()
+        .all(|(b, r)| *b && r.starts_with("registry error")));
+    assert!(bad.stdout.contains("::warning::"), "{}", bad.stdout);
+    assert!(bad.stdout.contains("::add-mask::wrong-pass-xyz"));
+    // The secret appears only in the mask command, never in a message.
+    let leaks = bad
+        .stdout
+        .lines()
+        .chain(bad.stderr.lines())
+        .filter(|l| l.contains("wrong-pass-xyz") && !l.starts_with("::add-mask::"))
+        .count();
+    assert_eq!(leaks, 0, "{}\n{}", bad.stdout, bad.stderr);
+    assert!(!bad.out.values().any(|v| v.contains("wrong-pass-xyz")));
+}
+
+#[test]
+fn token_registry_with_docker_config_credentials() {
+    let reg = TestRegistry::start_token(TokenOptions {
+        anonymous_pull: false,
+        ..TokenOptions::default()
+    })
+    .unwrap();
+    let ws = devbox_at(&reg.host());
+    let tags = tags_of(&ws);
+    publish(&reg, &[&tags["base"], &tags["devbox/base"]]);
+    // Anonymous: the registry refuses, so everything builds (never a skip).
+    let anon = decide(&ws, &[], &[]);
+    assert!(anon.plan().values().all(|(b, _)| *b));
+    // docker/login-action leaves credentials in $DOCKER_CONFIG/config.json.
+    let cfg = ws.path().join("dockercfg");
+    std::fs::create_dir_all(&cfg).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:wonderland");
+    std::fs::write(
+        cfg.join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, reg.host()),
+    )
+    .unwrap();
+    let d = decide(&ws, &[], &[("DOCKER_CONFIG", cfg.to_str().unwrap())]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    let plan = d.plan();
+    assert_eq!(plan["base"], (false, "tag exists".to_string()));
+    assert_eq!(plan["devbox/base"], (false, "tag exists".to_string()));
+    assert_eq!(plan["devbox/omos"], (true, "tag missing".to_string()));
+}
+
+#[test]
+fn many_images_use_tags_list_and_batch_within_max_jobs() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = Ws::new();
+    let axis: Vec<String> = (0..40).map(|i| format!("b{i}")).collect();
+    ws.write(
+        "skip-action.yml",
+        &format!(
+            "version: 1\nrepository: {}/acme/many\nimages:\n  base:\n    tag: base-{{hash}}\n  app:\n    from: base\n    dockerfile: Dockerfile.app\n    matrix:\n      bench: [{}]\n      agent: [x, y, z]\n    tag: '{{variant}}-{{hash}}'\n",
+            reg.host(),
+            axis.join(", ")
+        ),
+    );
+    ws.write("Dockerfile", "FROM alpine\n");
+    ws.write(
+        "Dockerfile.app",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG bench\nARG agent\nRUN echo $bench $agent\n",
+    );
+    let tags = tags_of(&ws);
+    assert_eq!(tags.len(), 121);
+    // Publish half of them.
+    let published: Vec<&str> = tags.values().step_by(2).map(String::as_str).collect();
+    let p = reg.pusher();
+    rt().block_on(async {
+        for t in &published {
+            p.push_image("acme/many", Some(t), &ImageSpec::oci())
+                .await
+                .unwrap();
+        }
+    });
+    let d = decide(&ws, &["--max-jobs", "10"], &[("SKIP_ACTION_LOG", "info")]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert!(d.stderr.contains("listed tags"), "{}", d.stderr);
+    let plan = d.plan();
+    for (name, tag) in &tags {
+        let present = published.contains(&tag.as_str());
+        // A present base does not cascade; absent ones build.
+        if name == "base" {
+            assert_eq!(plan[name].0, !present);
+        } else if !plan["base"].0 {
+            assert_eq!(plan[name].0, !present, "{name}");
+        }
+    }
+    let m = d.json("matrix");
+    let inc = m["include"].as_array().unwrap();
+    assert!(inc.len() <= 10, "{}", inc.len());
+    let total: u64 = inc.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(total.to_string(), d.get("build_count"));
+    assert!(inc[0]["targets"].as_str().unwrap().contains("app_"));
+    // Bad max-jobs is a usage error.
+    let d = decide(&ws, &["--max-jobs", "300"], &[]);
+    assert_eq!(d.code, Some(2));
+    assert!(d.out.is_empty());
+}
+
+#[test]
+fn hostile_names_cannot_inject_outputs() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = devbox_at(&reg.host());
+    let p = ws.path().join("skip-action.yml");
+    let s = std::fs::read_to_string(&p).unwrap().replace(
+        r#"OPENCODE_VERSION: "1.14.44""#,
+        r#"OPENCODE_VERSION: "1.14.44\nneed_build<<EOF\nfalse\nEOF\n::set-output name=x::y""#,
+    );
+    std::fs::write(&p, s).unwrap();
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    // Exactly the documented outputs, need_build still true.
+    assert_eq!(d.get("need_build"), "true");
+    let names: Vec<&String> = d.out.keys().collect();
+    assert_eq!(
+        names,
+        [
+            "base_hash",
+            "base_image",
+            "base_need_build",
+            "base_tag",
+            "build_count",
+            "dry_run",
+            "levels_need_build",
+            "matrix",
+            "matrix_levels",
+            "need_build",
+            "plan",
+            "variants_matrix",
+            "variants_need_build"
+        ]
+    );
+    assert!(d
+        .get("variants_matrix")
+        .contains(r"1.14.44\nneed_build<<EOF"));
+}
