@@ -26,6 +26,8 @@ pub enum Command {
     Inputs(InputsArgs),
     /// Hash, ask the registry which content tags exist, and write what must be built.
     Decide(DecideArgs),
+    /// Print a `docker buildx bake` file (JSON) for the given images (default: all).
+    Bake(BakeArgs),
 }
 
 /// Flags every command shares.
@@ -108,6 +110,17 @@ pub struct DecideArgs {
     /// Print the plan as JSON on stdout (instead of the summary).
     #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BakeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Image names, comma- or space-separated (a batch's `images`); default all.
+    #[arg(long, env = "INPUT_IMAGES", value_name = "NAME,…")]
+    pub images: Option<String>,
 }
 
 /// Arguments for clap: the real ones, or, when no subcommand is given and `INPUT_COMMAND` is set,

@@ -110,8 +110,29 @@ pub fn matrix_json(entries: &[MatrixEntry], max_jobs: usize) -> String {
         .unwrap_or_else(|_| r#"{"include":[]}"#.into());
     }
     let jobs = max_jobs.max(1);
-    let per = entries.len().div_ceil(jobs);
-    let chunks: Vec<&[MatrixEntry]> = entries.chunks(per).collect();
+    // Batches never mix levels when that fits: a child must not build beside its parent.
+    let mut levels: Vec<Vec<&MatrixEntry>> = Vec::new();
+    for e in entries {
+        match levels.last_mut() {
+            Some(l) if l[0].level == e.level => l.push(e),
+            _ => levels.push(vec![e]),
+        }
+    }
+    let mut per = entries.len().div_ceil(jobs);
+    while levels.iter().map(|l| l.len().div_ceil(per)).sum::<usize>() > jobs && per < entries.len()
+    {
+        per += 1;
+    }
+    let mut chunks: Vec<Vec<&MatrixEntry>> = Vec::new();
+    if levels.iter().map(|l| l.len().div_ceil(per)).sum::<usize>() <= jobs {
+        for l in &levels {
+            chunks.extend(l.chunks(per).map(|c| c.to_vec()));
+        }
+    } else {
+        // More levels than jobs: mix, in order (parents first within the list).
+        let all: Vec<&MatrixEntry> = entries.iter().collect();
+        chunks.extend(all.chunks(entries.len().div_ceil(jobs)).map(|c| c.to_vec()));
+    }
     let n = chunks.len();
     let batches: Vec<Batch> = chunks
         .iter()
@@ -343,6 +364,32 @@ mod tests {
             assert_eq!(names, n);
             assert!(inc[0]["targets"].as_str().unwrap().starts_with("app_v0 "));
         }
+    }
+
+    #[test]
+    fn batches_do_not_mix_levels_when_they_fit() {
+        let mut es = entries(300);
+        for e in es.iter_mut().take(100) {
+            e.level = 0;
+        }
+        let v: serde_json::Value = serde_json::from_str(&matrix_json(&es, 10)).unwrap();
+        let inc = v["include"].as_array().unwrap();
+        assert!(inc.len() <= 10);
+        for b in inc {
+            let names: Vec<&str> = b["images"].as_str().unwrap().split(',').collect();
+            let levels: std::collections::BTreeSet<usize> = names
+                .iter()
+                .map(|n| es.iter().find(|e| e.name == *n).unwrap().level)
+                .collect();
+            assert_eq!(levels.len(), 1, "{b}");
+        }
+        // More levels than jobs still stays within max_jobs.
+        let mut es = entries(5);
+        for (i, e) in es.iter_mut().enumerate() {
+            e.level = i;
+        }
+        let v: serde_json::Value = serde_json::from_str(&matrix_json(&es, 2)).unwrap();
+        assert!(v["include"].as_array().unwrap().len() <= 2);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One function per subcommand. Each loads what it needs through the shared pipeline
 //! (config → inputs → hashes) and prints; the core modules never print.
 
+pub mod bake;
 pub mod decide;
 pub mod hash;
 pub mod inputs;

@@ -20,7 +20,7 @@ pub struct Expanded {
 }
 
 /// Upper bound on combinations of one image, so a typo cannot ask for billions.
-pub const MAX_COMBINATIONS: usize = 1_000_000;
+pub const MAX_COMBINATIONS: usize = 100_000;
 
 fn scalar(v: &Value, key: &str) -> Result<String, String> {
     match v {

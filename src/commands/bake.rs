@@ -1,0 +1,84 @@
+//! `skip-action bake`: a `docker buildx bake` file for some or all images.
+//!
+//! Past `max-jobs`, decide's matrices hold batches of images; a batch job turns its list into a
+//! bake file and builds them in one `docker buildx bake --push`. The file is generated in the job
+//! (not passed through outputs) because 12,800 full definitions would not fit GitHub's output limits.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{load_and_discover, load_and_hash_online, runtime};
+use crate::cli::BakeArgs;
+use crate::outputs::bake_target;
+
+#[derive(Serialize)]
+struct Bake {
+    group: BTreeMap<String, Group>,
+    target: BTreeMap<String, Target>,
+}
+
+#[derive(Serialize)]
+struct Group {
+    targets: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Target {
+    context: String,
+    dockerfile: String,
+    args: BTreeMap<String, String>,
+    tags: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    platforms: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+}
+
+pub fn run(args: BakeArgs) -> anyhow::Result<()> {
+    let (config, discovery) = load_and_discover(&args.common)?;
+    let wanted: Vec<String> = args
+        .images
+        .as_deref()
+        .unwrap_or("")
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    for w in &wanted {
+        config.image(w)?;
+    }
+    let client = crate::registry::client(&config, &args.registry.flags())?;
+    let rt = runtime()?;
+    let h = load_and_hash_online(config, discovery, &args.common, &client, &rt)?;
+    let cwd = std::env::current_dir()?;
+    let mut bake = Bake {
+        group: BTreeMap::new(),
+        target: BTreeMap::new(),
+    };
+    let mut names = Vec::new();
+    for (spec, hash) in h.config.images.iter().zip(&h.hashes) {
+        if !wanted.is_empty() && !wanted.contains(&spec.name) {
+            continue;
+        }
+        let t = bake_target(&spec.name);
+        names.push(t.clone());
+        bake.target.insert(
+            t,
+            Target {
+                context: cwd.join(&spec.context).display().to_string(),
+                // Absolute: bake resolves a relative dockerfile against the context.
+                dockerfile: cwd.join(&spec.dockerfile).display().to_string(),
+                args: hash.build_args.clone(),
+                tags: vec![hash.image.clone()],
+                platforms: spec.platforms.clone(),
+                target: spec.target.clone(),
+            },
+        );
+    }
+    bake.group
+        .insert("default".into(), Group { targets: names });
+    println!("{}", serde_json::to_string_pretty(&bake)?);
+    Ok(())
+}
