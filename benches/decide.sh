@@ -28,9 +28,13 @@ printf 'FROM scratch\nARG n\n' > "$work/p400/Dockerfile"
 head -200 "$work/tags400" | python3 benches/registry_fixture.py "$REGISTRY" bench/p400
 
 decide400() { (cd "$work/p400" && GITHUB_OUTPUT=$work/out400 "$bin" decide --json); }
+decide400_head() { (cd "$work/p400" && GITHUB_OUTPUT=$work/out400 "$bin" decide --json --probe head); }
 decide400 > "$work/plan400.json"
 built=$(python3 -c 'import json,sys; print(sum(1 for e in json.load(open(sys.argv[1])) if e["need_build"]))' "$work/plan400.json")
 [ "$built" = 200 ] || { echo "decide found $built to build, expected 200" >&2; exit 1; }
+decide400_head > "$work/plan400h.json"
+built=$(python3 -c 'import json,sys; print(sum(1 for e in json.load(open(sys.argv[1])) if e["need_build"]))' "$work/plan400h.json")
+[ "$built" = 200 ] || { echo "decide --probe head found $built to build, expected 200" >&2; exit 1; }
 
 curl_one_conn() {
   local args=()
@@ -41,6 +45,7 @@ docker_loop() { while read -r t; do docker manifest inspect --insecure "$REGISTR
 skopeo_loop() { while read -r t; do skopeo inspect --tls-verify=false --raw "docker://$REGISTRY/bench/p400:$t" >/dev/null 2>&1 || true; done < "$work/tags400"; }
 
 t_ours=$(best_of 5 decide400)
+t_head=$(best_of 5 decide400_head)
 t_curl=$(best_of 3 curl_one_conn)
 t_skopeo=$(best_of 1 skopeo_loop)
 t_docker=$(best_of 1 docker_loop)
@@ -79,7 +84,7 @@ mkdir -p benches/results
 {
   echo "| probing 400 tags (200 present, 200 missing) | seconds | vs skip-action |"
   echo "|---|---:|---:|"
-  for row in "skip-action decide (whole run, incl. hashing):$t_ours" "curl, one connection, 400 HEADs:$t_curl" "skopeo inspect loop:$t_skopeo" "docker manifest inspect loop:$t_docker"; do
+  for row in "skip-action decide (whole run, incl. hashing; one tags/list):$t_ours" "skip-action decide --probe head (400 HEADs, 16 connections):$t_head" "curl, one connection, 400 HEADs:$t_curl" "skopeo inspect loop:$t_skopeo" "docker manifest inspect loop:$t_docker"; do
     name=${row%%:*} t=${row##*:}
     printf '| %s | %s | %.1f× |\n' "$name" "$t" "$(echo "$t / $t_ours" | bc -l)"
   done

@@ -26,6 +26,8 @@ pub enum Command {
     Inputs(InputsArgs),
     /// Hash, ask the registry which content tags exist, and write what must be built.
     Decide(DecideArgs),
+    /// Check that every image and platform is there and built on its parent, then move the aliases (`promote:`) to the content tags by re-tag.
+    Promote(crate::commands::promote::PromoteArgs),
     /// Print a `docker buildx bake` file (JSON) for the given images (default: all).
     Bake(BakeArgs),
 }
@@ -107,6 +109,9 @@ pub struct DecideArgs {
     /// When the registry cannot be asked: `build` (default, with a warning) or `fail`.
     #[arg(long, env = "INPUT_ON_REGISTRY_ERROR", value_name = "build|fail")]
     pub on_registry_error: Option<String>,
+    /// How tags are asked: `auto` (tags/list for 16+ images in a repository, else HEAD), `head`, `list`.
+    #[arg(long, env = "INPUT_PROBE", value_name = "auto|head|list")]
+    pub probe: Option<String>,
     /// Print the plan as JSON on stdout (instead of the summary).
     #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
     pub json: bool,

@@ -23,4 +23,5 @@ pub mod hash;
 pub mod inputs;
 pub mod outputs;
 pub mod plan;
+pub mod promote;
 pub mod registry;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         cli::Command::Hash(a) => commands::hash::run(a),
         cli::Command::Inputs(a) => commands::inputs::run(a),
         cli::Command::Decide(a) => commands::decide::run(a),
+        cli::Command::Promote(a) => commands::promote::run(a),
         cli::Command::Bake(a) => commands::bake::run(a),
     };
     match result {

@@ -28,8 +28,33 @@ pub struct RegistryFlags {
 }
 
 /// Repositories with at least this many images are probed with one `tags/list` instead of one
-/// HEAD per tag.
+/// HEAD per tag (in `auto` mode).
 pub const LIST_THRESHOLD: usize = 16;
+
+/// How content tags are asked about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ProbeMode {
+    /// `tags/list` for repositories with [`LIST_THRESHOLD`] or more images, HEAD otherwise.
+    #[default]
+    Auto,
+    /// One HEAD per tag (gives every digest; for registries that restrict `tags/list`).
+    Head,
+    /// One `tags/list` per repository, falling back to HEAD if it fails.
+    List,
+}
+
+impl ProbeMode {
+    pub fn parse(s: Option<&str>) -> anyhow::Result<Self> {
+        match s.map(str::trim) {
+            None | Some("") | Some("auto") => Ok(Self::Auto),
+            Some("head") => Ok(Self::Head),
+            Some("list") => Ok(Self::List),
+            Some(other) => Err(crate::error::usage(format!(
+                "probe: `{other}` is not auto, head or list"
+            ))),
+        }
+    }
+}
 
 /// Make the client: credentials from the flags, then docker's config.json, then `GITHUB_TOKEN`.
 /// Secrets are masked in the runner's log before anything could print them.
@@ -75,6 +100,7 @@ pub async fn probe_all(
     config: &Config,
     hashes: &[ImageHash],
     deadline: Duration,
+    mode: ProbeMode,
 ) -> Vec<Existence> {
     let deadline = tokio::time::Instant::now() + deadline;
     let mut answers: Vec<Option<Existence>> = vec![None; hashes.len()];
@@ -97,7 +123,12 @@ pub async fn probe_all(
                 continue;
             }
         };
-        if idx.len() >= LIST_THRESHOLD {
+        let use_list = match mode {
+            ProbeMode::Auto => idx.len() >= LIST_THRESHOLD,
+            ProbeMode::Head => false,
+            ProbeMode::List => true,
+        };
+        if use_list {
             match tokio::time::timeout_at(deadline, client.list_tags(&rr)).await {
                 Ok(Ok(tags)) => {
                     let tags: HashSet<String> = tags.into_iter().collect();

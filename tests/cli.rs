@@ -341,3 +341,43 @@ fn stack_example_three_levels_two_parents_matrix() {
     let moved: Vec<&String> = before.keys().filter(|k| before[*k] != after[*k]).collect();
     assert_eq!(moved, ["app/node-slim", "runtime/node"]);
 }
+
+#[test]
+fn bake_file_for_a_batch() {
+    let ws = devbox();
+    let o = ws.run(&["bake", "--images", "base,devbox/omos"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["group"]["default"]["targets"],
+        serde_json::json!(["base", "devbox_omos"])
+    );
+    let t = &v["target"]["devbox_omos"];
+    assert_eq!(t["args"]["INSTALL_OMOS"], "true");
+    assert!(t["args"]["BASE_IMAGE"]
+        .as_str()
+        .unwrap()
+        .starts_with("ghcr.io/acme/devbox:base-"));
+    assert!(t["dockerfile"]
+        .as_str()
+        .unwrap()
+        .ends_with("/Dockerfile.variant"));
+    assert!(t["tags"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("ghcr.io/acme/devbox:omos-"));
+    // The tag matches what hash prints.
+    let h = ws.hash_json();
+    let omos = h["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "devbox/omos")
+        .unwrap();
+    assert_eq!(t["tags"][0], omos["image"]);
+    // All images by default; unknown names are an error.
+    let all: serde_json::Value = serde_json::from_slice(&ws.run(&["bake"]).stdout).unwrap();
+    assert_eq!(all["target"].as_object().unwrap().len(), 5);
+    let o = ws.run(&["bake", "--images", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+}

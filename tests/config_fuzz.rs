@@ -6,19 +6,69 @@ use skip_action::config::Config;
 use std::path::Path;
 
 const KEYS: &[&str] = &[
-    "version", "repository", "images", "base", "app", "dockerfile", "context", "tag", "from",
-    "args", "variants", "matrix", "include", "exclude", "promote", "platforms", "inputs",
-    "base_arg", "hash_length", "target", "context_scope", "upstream", "repository",
+    "version",
+    "repository",
+    "images",
+    "base",
+    "app",
+    "dockerfile",
+    "context",
+    "tag",
+    "from",
+    "args",
+    "variants",
+    "matrix",
+    "include",
+    "exclude",
+    "promote",
+    "platforms",
+    "inputs",
+    "base_arg",
+    "hash_length",
+    "target",
+    "context_scope",
+    "upstream",
+    "repository",
 ];
 const VALUES: &[&str] = &[
-    "1", "2", "0", "-1", "\"\"", "'{hash}'", "'{variant}-{hash}'", "'{'", "'}'", "'{{hash}}'",
-    "ghcr.io/a/b", "Dockerfile", "../x", "/etc/passwd", "[]", "{}", "[a, b]", "~", "true",
-    "\"a\\nb\"", "[1, [2]]", "{a: [1, 2], b: [x]}", "base", "app", "app/x", "'{name}'", "all",
-    "linux/amd64", "99999999999999999999",
+    "1",
+    "2",
+    "0",
+    "-1",
+    "\"\"",
+    "'{hash}'",
+    "'{variant}-{hash}'",
+    "'{'",
+    "'}'",
+    "'{{hash}}'",
+    "ghcr.io/a/b",
+    "Dockerfile",
+    "../x",
+    "/etc/passwd",
+    "[]",
+    "{}",
+    "[a, b]",
+    "~",
+    "true",
+    "\"a\\nb\"",
+    "[1, [2]]",
+    "{a: [1, 2], b: [x]}",
+    "base",
+    "app",
+    "app/x",
+    "'{name}'",
+    "all",
+    "linux/amd64",
+    "99999999999999999999",
 ];
 
 fn yamlish() -> impl Strategy<Value = String> {
-    let line = (0usize..4, prop::sample::select(KEYS), prop::sample::select(VALUES), any::<bool>())
+    let line = (
+        0usize..4,
+        prop::sample::select(KEYS),
+        prop::sample::select(VALUES),
+        any::<bool>(),
+    )
         .prop_map(|(indent, k, v, nested)| {
             let pad = "  ".repeat(indent);
             if nested {

@@ -485,6 +485,19 @@ fn many_images_use_tags_list_and_batch_within_max_jobs() {
     let total: u64 = inc.iter().map(|b| b["count"].as_u64().unwrap()).sum();
     assert_eq!(total.to_string(), d.get("build_count"));
     assert!(inc[0]["targets"].as_str().unwrap().contains("app_"));
+    // One HEAD per tag decides the same, and fills in digests.
+    let h = decide(&ws, &["--max-jobs", "10", "--probe", "head"], &[]);
+    assert_eq!(h.code, Some(0), "{}", h.stderr);
+    assert_eq!(h.plan(), d.plan());
+    assert!(h
+        .json("plan")
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["exists"] == true)
+        .all(|e| e["digest"].as_str().unwrap().starts_with("sha256:")));
+    let o = decide(&ws, &["--probe", "sideways"], &[]);
+    assert_eq!(o.code, Some(2));
     // Bad max-jobs is a usage error.
     let d = decide(&ws, &["--max-jobs", "300"], &[]);
     assert_eq!(d.code, Some(2));
@@ -527,4 +540,53 @@ fn hostile_names_cannot_inject_outputs() {
     assert!(d
         .get("variants_matrix")
         .contains(r"1.14.44\nneed_build<<EOF"));
+}
+
+#[test]
+fn upstream_digest_moves_the_hash_when_the_outside_image_changes() {
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let p = reg.pusher();
+    rt().block_on(async {
+        p.push_image("library/alpine", Some("3"), &ImageSpec::oci())
+            .await
+            .unwrap();
+    });
+    let ws = Ws::new();
+    ws.write(
+        "skip-action.yml",
+        &format!("version: 1\nrepository: {host}/acme/app\nimages:\n  app:\n    upstream: digest\n    tag: app-{{hash}}\n  pinned:\n    tag: pinned-{{hash}}\n"),
+    );
+    ws.write(
+        "Dockerfile",
+        &format!("FROM {host}/library/alpine:3\nRUN true\n"),
+    );
+    let first = ws.hash_json();
+    let img = &first["images"][0];
+    assert_eq!(
+        img["outside_images"][0]["reference"],
+        format!("{host}/library/alpine:3")
+    );
+    assert!(img["outside_images"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert_eq!(d.plan()["app"].0, true);
+    // Same tag, new content upstream: only the `upstream: digest` image gets a new hash.
+    rt().block_on(async {
+        p.push_image("library/alpine", Some("3"), &ImageSpec::oci())
+            .await
+            .unwrap();
+    });
+    let second = ws.hashes();
+    let first = hashes_of(&first);
+    assert_ne!(first["app"], second["app"]);
+    assert_eq!(first["pinned"], second["pinned"]);
+    // An upstream image that does not exist is an error, not a guess.
+    ws.write("Dockerfile", &format!("FROM {host}/library/nope:1\n"));
+    let o = ws.run(&["hash"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
 }

@@ -10,6 +10,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     let (config, discovery) = load_and_discover(&args.common)?;
     let force = Force::parse(args.force.as_deref(), &config)?;
     let on_error = OnRegistryError::parse(args.on_registry_error.as_deref())?;
+    let probe_mode = crate::registry::ProbeMode::parse(args.probe.as_deref())?;
     if args.max_jobs == 0 || args.max_jobs > 256 {
         return Err(crate::error::usage(format!(
             "max-jobs: {} is out of range; GitHub allows 1 to 256 jobs per matrix",
@@ -27,6 +28,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
         &config,
         &hashes,
         flags.timeout,
+        probe_mode,
     ));
     for (img, e) in config.images.iter().zip(&existence) {
         if let plan::Existence::Unknown { reason } = e {

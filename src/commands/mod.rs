@@ -5,6 +5,7 @@ pub mod bake;
 pub mod decide;
 pub mod hash;
 pub mod inputs;
+pub mod promote;
 
 use std::path::Path;
 
@@ -20,10 +21,19 @@ pub struct Hashed {
     pub hashes: Vec<ImageHash>,
 }
 
-/// Load the config and hash every image, offline. Images with `upstream: digest` need the
-/// registry: use [`load_and_hash_online`] for them.
+/// Load the config and hash every image. Offline unless an image has `upstream: digest`; then the
+/// registry is asked for those digests (credentials from the environment), so `hash` and `inputs`
+/// print the same hashes `decide` computes.
 pub fn load_and_hash(common: &Common, opts: HashOptions) -> anyhow::Result<Hashed> {
     let (config, discovery) = load_and_discover(common)?;
+    if config
+        .images
+        .iter()
+        .any(|s| s.upstream == crate::config::Upstream::Digest)
+    {
+        let client = crate::registry::client(&config, &Default::default())?;
+        return load_and_hash_online(config, discovery, common, &client, &runtime()?);
+    }
     let hashes = crate::hash::compute(&config, &discovery, &opts)?;
     Ok(Hashed {
         config,

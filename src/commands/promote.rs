@@ -1,0 +1,214 @@
+//! `skip-action promote`: check the whole family, then move the aliases by re-tag.
+//!
+//! Recomputes the same hashes as `decide` (so the content tags are the ones the build jobs pushed),
+//! runs every check of [`crate::promote::check`] and the optional jobs gate together, and writes
+//! only when nothing failed. Outputs (`promoted`, `previous`, `changed`), the step summary and the
+//! log are written in every case, so a failed or blocked run still says what happened.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use clap::{builder::BoolishValueParser, ArgAction, Args};
+
+use super::{hash_options, load_and_discover, load_and_hash_online, runtime, Hashed};
+use crate::cli::{Common, RegistryArgs};
+use crate::github::output::{write_summary, Outputs};
+use crate::promote::{self, AliasStatus, Options};
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Run every check and show every alias move, but write nothing.
+    #[arg(long, env = "INPUT_DRY_RUN", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub dry_run: bool,
+    /// Jobs of this run that must have succeeded first: glob patterns of job names, separated by
+    /// commas or newlines (e.g. `test, scan*`). Needs a token with `actions: read`.
+    #[arg(long, env = "INPUT_REQUIRE_JOBS", value_name = "PATTERNS")]
+    pub require_jobs: Option<String>,
+    /// Print the report as JSON on stdout (instead of the summary).
+    #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub json: bool,
+    /// Seconds a content tag that answers 404 is asked again before it counts as missing
+    /// (a tag pushed a moment ago may not be visible everywhere yet).
+    #[arg(
+        long,
+        env = "INPUT_WAIT",
+        value_name = "SECONDS",
+        default_value_t = 10.0
+    )]
+    pub wait: f64,
+}
+
+pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    if !(args.wait.is_finite() && (0.0..=600.0).contains(&args.wait)) {
+        return Err(crate::error::usage(format!(
+            "wait: {} is out of range; give 0 to 600 seconds",
+            args.wait
+        )));
+    }
+    let (config, discovery) = load_and_discover(&args.common)?;
+    // Flags and environment first: a usage error must come before any network traffic.
+    let jobs_gate = match args.require_jobs.as_deref() {
+        Some(text) => {
+            let patterns = promote::jobs::parse_patterns(text)?;
+            let env = promote::jobs::ApiEnv::from_env(args.registry.token.as_deref())?;
+            Some((patterns, env))
+        }
+        None => None,
+    };
+    let flags = args.registry.flags();
+    let client = crate::registry::client(&config, &flags)?;
+    let rt = runtime()?;
+    let Hashed {
+        config,
+        discovery,
+        hashes,
+    } = load_and_hash_online(config, discovery, &args.common, &client, &rt)?;
+    let version = hash_options(&args.common).version;
+    let plan = promote::plan_aliases(&config, &hashes, version.as_deref())?;
+    let from = promote::from_parents(&config, &discovery);
+    let blobs = promote::blob::Reader::new(
+        client.clone(),
+        promote::blob::credentials(&config, &flags)?,
+        Duration::from_secs(60),
+    )?;
+    let opts = Options {
+        wait: Duration::from_secs_f64(args.wait),
+        dry_run: args.dry_run,
+        concurrency: promote::DEFAULT_CONCURRENCY,
+    };
+
+    // 1. Every check, the registry's and the jobs gate, concurrently. Reads only.
+    let (mut checked, gate) = rt.block_on(async {
+        let registry = async {
+            match tokio::time::timeout(
+                flags.timeout + opts.wait,
+                promote::check(
+                    &client,
+                    &config,
+                    &hashes,
+                    &from,
+                    plan.clone(),
+                    &blobs,
+                    &opts,
+                ),
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(_) => {
+                    let mut c = promote::check_timed_out(&config, &hashes, plan.clone());
+                    c.problems.push(format!(
+                        "the registry checks did not finish within {:?} (input timeout)",
+                        flags.timeout + opts.wait
+                    ));
+                    c
+                }
+            }
+        };
+        let gate = async {
+            match &jobs_gate {
+                None => Vec::new(),
+                Some((patterns, env)) => {
+                    match promote::jobs::fetch(env, Duration::from_secs(60)).await {
+                        Ok(jobs) => promote::jobs::check(patterns, &jobs),
+                        Err(e) => vec![format!("require-jobs: {e:#}")],
+                    }
+                }
+            }
+        };
+        tokio::join!(registry, gate)
+    });
+    checked.problems.extend(gate);
+    let checked_ms = started.elapsed().as_millis() as u64;
+
+    // 2. Write, only when nothing failed.
+    let stats = if checked.blocked() {
+        None
+    } else {
+        Some(rt.block_on(promote::apply(&client, &mut checked, &opts)))
+    };
+    tracing::info!(
+        images = config.images.len(),
+        aliases = checked.aliases.len(),
+        check_ms = checked_ms,
+        total_ms = started.elapsed().as_millis() as u64,
+        "promote"
+    );
+
+    // 3. Report: outputs, summary, log — in every case.
+    let http_hosts: BTreeSet<String> = checked
+        .aliases
+        .iter()
+        .filter_map(|a| a.alias.repo.split('/').next())
+        .filter(|h| client.scheme_for(h) == "http")
+        .map(str::to_string)
+        .collect();
+    let summary = promote::summary_markdown(&checked, args.dry_run, &http_hosts, stats.as_ref());
+    let moved = checked
+        .aliases
+        .iter()
+        .filter(|a| a.status == AliasStatus::Moved)
+        .count();
+    let mut outputs = Outputs::new();
+    outputs.set("promoted", promote::promoted_json(&checked));
+    outputs.set("previous", promote::previous_json(&checked));
+    outputs.set("changed", if moved > 0 { "true" } else { "false" });
+    let wrote = outputs.write_to_env()?;
+    write_summary(&summary)?;
+    if args.json {
+        println!("{}", promote::report_json(&checked, args.dry_run));
+    } else {
+        // The log shows the summary too: Gitea and Forgejo do not render step summaries.
+        println!("{summary}");
+        if !wrote {
+            println!(
+                "(GITHUB_OUTPUT is not set: outputs were not written; --json prints the report)"
+            );
+        }
+    }
+
+    if checked.blocked() {
+        let problems = checked.all_problems();
+        anyhow::bail!(
+            "promotion blocked, no tag was changed ({} problem{}):\n  {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        );
+    }
+    let failed: Vec<String> = checked
+        .aliases
+        .iter()
+        .filter_map(|a| match &a.status {
+            AliasStatus::Failed(e) | AliasStatus::NotAttempted(e) => {
+                Some(format!("{}: {e}", a.alias.reference()))
+            }
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        let moved_list: Vec<String> = checked
+            .aliases
+            .iter()
+            .filter(|a| a.status == AliasStatus::Moved)
+            .map(|a| a.alias.reference())
+            .collect();
+        anyhow::bail!(
+            "promotion failed: {} alias(es) moved{}, {} did not:\n  {}\nthe rollback commands are in the summary above",
+            moved_list.len(),
+            if moved_list.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", moved_list.join(", "))
+            },
+            failed.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
+}
