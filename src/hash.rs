@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use rayon::prelude::*;
@@ -190,9 +189,10 @@ pub fn compute(
 ) -> anyhow::Result<Vec<ImageHash>> {
     // 1. Every file any image can see, hashed once.
     let mut wanted = Vec::new();
-    let mut seen_sel: HashMap<*const crate::context::select::Selection, ()> = HashMap::new();
+    let mut first_user: Vec<Option<&ImageInputs>> = vec![None; discovery.selection_count];
     for img in &discovery.images {
-        if seen_sel.insert(Arc::as_ptr(&img.selection), ()).is_none() {
+        if first_user[img.selection_id].is_none() {
+            first_user[img.selection_id] = Some(img);
             collect_files(
                 &discovery.trees[img.tree],
                 &img.selection.indices,
@@ -215,18 +215,13 @@ pub fn compute(
     );
 
     // 2. One digest per distinct selection.
-    let mut sel_digest: HashMap<*const crate::context::select::Selection, [u8; 32]> =
-        HashMap::new();
-    for img in &discovery.images {
-        let k = Arc::as_ptr(&img.selection);
-        if let std::collections::hash_map::Entry::Vacant(v) = sel_digest.entry(k) {
-            v.insert(tree_digest(
-                &discovery.trees[img.tree],
-                &img.selection.indices,
-                &files,
-            )?);
-        }
-    }
+    let sel_digest: Vec<[u8; 32]> = first_user
+        .iter()
+        .map(|img| match img {
+            Some(img) => tree_digest(&discovery.trees[img.tree], &img.selection.indices, &files),
+            None => Err(anyhow::anyhow!("internal: a selection has no image")),
+        })
+        .collect::<anyhow::Result<_>>()?;
 
     // 3. Image keys, parents first (config.images is topologically sorted).
     let mut out: Vec<ImageHash> = Vec::with_capacity(config.images.len());
@@ -247,7 +242,7 @@ pub fn compute(
             config,
             spec,
             inputs,
-            sel_digest[&Arc::as_ptr(&inputs.selection)],
+            sel_digest[inputs.selection_id],
             extra,
             &out,
             &by_name,

@@ -26,6 +26,8 @@ pub struct Discovery {
     /// Walked contexts, plus one pseudo-tree per image with `inputs:` (rooted at the workspace).
     pub trees: Vec<Tree>,
     pub images: Vec<ImageInputs>,
+    /// Number of distinct selections among `images`.
+    pub selection_count: usize,
 }
 
 /// What one image's build can see.
@@ -37,8 +39,11 @@ pub struct ImageInputs {
     pub ignore_file: Option<PathBuf>,
     /// Index of the context tree in [`Discovery::trees`].
     pub tree: usize,
-    /// The selected context entries.
+    /// The selected context entries (shared by images that select the same entries).
     pub selection: Arc<Selection>,
+    /// Which distinct selection this is, `0..Discovery::selection_count`: the key under which
+    /// the selection's digest is computed once.
+    pub selection_id: usize,
     /// Context sources the Dockerfile names (after ARG substitution).
     pub sources: Vec<Source>,
     /// ARGs the Dockerfile declares (in the stages that are built).
@@ -71,7 +76,7 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
     let mut trees: Vec<Tree> = Vec::new();
     let mut tree_index: HashMap<(PathBuf, String), (usize, Option<PathBuf>)> = HashMap::new();
     let mut ignore_cache: HashMap<(String, String), IgnoreRules> = HashMap::new();
-    let mut selections: HashMap<(usize, Vec<String>, Option<String>), Arc<Selection>> =
+    let mut selections: HashMap<(usize, Vec<String>, Option<String>), (Arc<Selection>, usize)> =
         HashMap::new();
     let mut images = Vec::with_capacity(config.images.len());
 
@@ -163,10 +168,13 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
             whole = Some("a COPY source depends on a parent's image reference".into());
         }
         let sel_key = (tree, patterns.clone(), whole.clone());
-        let selection = match selections.get(&sel_key) {
+        let (selection, selection_id) = match selections.get(&sel_key) {
             Some(s) => s.clone(),
             None => {
-                let s = Arc::new(select::select(&trees[tree], &patterns, whole));
+                let s = (
+                    Arc::new(select::select(&trees[tree], &patterns, whole)),
+                    selections.len(),
+                );
                 selections.insert(sel_key, s.clone());
                 s
             }
@@ -192,6 +200,7 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
             ignore_file,
             tree,
             selection,
+            selection_id,
             sources: analysis.sources,
             declared_args: analysis.declared_args,
             outside,
@@ -204,6 +213,7 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
         workspace,
         trees,
         images,
+        selection_count: selections.len(),
     })
 }
 

@@ -830,7 +830,8 @@ pub async fn check(
         if ps.is_empty() {
             if !config.images[i].parents.is_empty() {
                 reports[i].passed.push(
-                    "parents used only by COPY --from/mounts: their layers are not checked".into(),
+                    "no parent is used in FROM (COPY --from/mounts only): layers not compared"
+                        .into(),
                 );
             }
             continue;
@@ -1854,6 +1855,24 @@ pub mod jobs {
                 .unwrap_or_else(|| "https://api.github.com".to_string())
                 .trim_end_matches('/')
                 .to_string();
+            // The token must not cross the network in clear text: plain http only to loopback.
+            let parsed = reqwest::Url::parse(&api_url)
+                .map_err(|e| usage(format!("GITHUB_API_URL `{api_url}` is not a URL: {e}")))?;
+            let h = parsed.host_str().unwrap_or("");
+            let loopback = h == "localhost"
+                || h.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            match parsed.scheme() {
+                "https" => {}
+                "http" if loopback => {}
+                _ => {
+                    return Err(usage(format!(
+                        "GITHUB_API_URL `{api_url}`: the token is only sent over https (or http to localhost)"
+                    )))
+                }
+            }
             Ok(ApiEnv {
                 api_url,
                 owner,
