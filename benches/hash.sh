@@ -7,6 +7,7 @@
 # Prints a Markdown table (also written to benches/results/hash.md). Page cache warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/lib.sh
 files=${1:-20000}
 mib=${2:-1024}
 work=benches/work/tree-$files-$mib
@@ -38,19 +39,6 @@ fi
 bytes=$(find "$work/ctx" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 find "$work/ctx" -type f -print0 | xargs -0 cat > /dev/null   # warm the page cache
 
-# Best of N wall-clock seconds.
-best() {
-  local n=$1; shift
-  local best=""
-  for _ in $(seq "$n"); do
-    local s e t
-    s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N)
-    t=$(echo "$e - $s" | bc -l)
-    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
-  done
-  printf '%.3f' "$best"
-}
-
 ours() { (cd "$work" && "$bin" hash); }
 shell_pipeline() { (cd "$work/ctx" && find . -type f | sort | xargs cat | sha256sum | cut -c1-12); }
 hashfiles() { node benches/hashfiles.js "$PWD/$work/ctx"; }
@@ -63,10 +51,10 @@ openssl_split() {
   rm -f "$work"/part.*
 }
 
-t_ours=$(best 5 ours)
-t_shell=$(best 3 shell_pipeline)
-t_glob=$(best 1 hashfiles)
-t_ssl=$(best 3 openssl_split)
+t_ours=$(best_of 5 ours)
+t_shell=$(best_of 3 shell_pipeline)
+t_glob=$(best_of 1 hashfiles)
+t_ssl=$(best_of 3 openssl_split)
 # The pure compute limit, no file I/O: openssl's in-memory SHA-256 speed on every core.
 speed_k=$(openssl speed -seconds 3 -bytes 1048576 -multi "$cores" -evp sha256 2>/dev/null | awk '/^sha256/ {v=$NF} END {sub(/k$/,"",v); print v}')
 t_speed=$(echo "$bytes / ($speed_k * 1000)" | bc -l)

@@ -29,7 +29,9 @@ best_of() {
   local best=""
   for _ in $(seq "$n"); do
     local s e t
-    s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N)
+    s=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || { echo "benchmark command failed: $*" >&2; return 1; }
+    e=$(date +%s.%N)
     t=$(echo "$e - $s" | bc -l)
     if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
   done

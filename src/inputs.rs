@@ -58,6 +58,9 @@ pub struct ImageInputs {
     pub warnings: Vec<String>,
 }
 
+/// Images with the same tree, source patterns and whole-context reason select the same entries.
+type SelectionKey = (usize, Vec<String>, Option<String>);
+
 /// Placeholder passed for a parent's image arg during analysis: the real reference contains the
 /// parent's hash, which is only known after hashing. `FROM ${BASE_IMAGE}` resolving to this value
 /// is how a parent is recognised.
@@ -76,8 +79,7 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
     let mut trees: Vec<Tree> = Vec::new();
     let mut tree_index: HashMap<(PathBuf, String), (usize, Option<PathBuf>)> = HashMap::new();
     let mut ignore_cache: HashMap<(String, String), IgnoreRules> = HashMap::new();
-    let mut selections: HashMap<(usize, Vec<String>, Option<String>), (Arc<Selection>, usize)> =
-        HashMap::new();
+    let mut selections: HashMap<SelectionKey, (Arc<Selection>, usize)> = HashMap::new();
     let mut images = Vec::with_capacity(config.images.len());
 
     for spec in &config.images {
@@ -267,6 +269,10 @@ fn expand_inputs(workspace: &Path, spec: &ImageSpec) -> anyhow::Result<Tree> {
                 spec.name
             ))
         })?;
+        // The glob crate follows symlinked directories without end (two looping links made `**`
+        // visit 2^40 paths) and out of the workspace: look at the region first.
+        check_glob_region(workspace, pattern)
+            .map_err(|e| usage(format!("image {}: input `{pattern}`: {e}", spec.name)))?;
         let mut matched = false;
         for m in glob::glob_with(full, opts)
             .map_err(|e| usage(format!("image {}: input `{pattern}`: {e}", spec.name)))?
@@ -312,6 +318,117 @@ fn expand_inputs(workspace: &Path, spec: &ImageSpec) -> anyhow::Result<Tree> {
         root: workspace.to_path_buf(),
         entries: entries.into_values().collect(),
     })
+}
+
+/// Paths one `inputs:` glob may pass before it is refused.
+const MAX_GLOB_VISITS: usize = 2_000_000;
+
+/// Walk the part of the workspace `pattern` can reach (below its literal prefix, as deep as it
+/// can match), following symlinked directories as the `glob` crate does, and refuse a symlink
+/// loop or a symlink to a directory outside the workspace before the glob crate meets it.
+fn check_glob_region(workspace: &Path, pattern: &str) -> Result<(), String> {
+    let comps: Vec<&str> = pattern
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let literal = comps
+        .iter()
+        .take_while(|c| !c.contains(['*', '?', '[']))
+        .count();
+    if literal == comps.len() {
+        return Ok(());
+    }
+    let start = workspace.join(comps[..literal].join("/"));
+    let Ok(real) = std::fs::canonicalize(&start) else {
+        return Ok(());
+    };
+    if !real.starts_with(workspace) {
+        return Err(format!(
+            "reaches {} through a symlink outside the workspace",
+            start.display()
+        ));
+    }
+    if !real.is_dir() {
+        return Ok(());
+    }
+    let max_depth = if comps[literal..].contains(&"**") {
+        usize::MAX
+    } else {
+        comps.len() - literal
+    };
+    let mut visits = 0usize;
+    let mut ancestors = vec![real.clone()];
+    visit_region(
+        workspace,
+        &start,
+        &real,
+        0,
+        max_depth,
+        &mut visits,
+        &mut ancestors,
+    )
+}
+
+fn visit_region(
+    workspace: &Path,
+    dir: &Path,
+    real: &Path,
+    depth: usize,
+    max_depth: usize,
+    visits: &mut usize,
+    ancestors: &mut Vec<PathBuf>,
+) -> Result<(), String> {
+    if depth + 1 >= max_depth {
+        return Ok(());
+    }
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for e in rd {
+        let e = e.map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        *visits += 1;
+        if *visits > MAX_GLOB_VISITS {
+            return Err(format!(
+                "passes more than {MAX_GLOB_VISITS} paths; narrow the pattern"
+            ));
+        }
+        let abs = dir.join(e.file_name());
+        let ft = e
+            .file_type()
+            .map_err(|e| format!("reading {}: {e}", abs.display()))?;
+        let target = if ft.is_dir() {
+            real.join(e.file_name())
+        } else if ft.is_symlink() && std::fs::metadata(&abs).is_ok_and(|m| m.is_dir()) {
+            let t = std::fs::canonicalize(&abs)
+                .map_err(|e| format!("resolving {}: {e}", abs.display()))?;
+            if !t.starts_with(workspace) {
+                return Err(format!(
+                    "reaches {} through a symlink outside the workspace",
+                    abs.display()
+                ));
+            }
+            if ancestors.contains(&t) {
+                return Err(format!(
+                    "{} is a symlink loop (to {}); a glob through it never ends. Remove the link or narrow the pattern",
+                    abs.display(),
+                    t.display()
+                ));
+            }
+            t
+        } else {
+            continue;
+        };
+        ancestors.push(target.clone());
+        visit_region(
+            workspace,
+            &abs,
+            &target,
+            depth + 1,
+            max_depth,
+            visits,
+            ancestors,
+        )?;
+        ancestors.pop();
+    }
+    Ok(())
 }
 
 fn entry_for(rel: &str, md: &std::fs::Metadata, abs: &Path) -> anyhow::Result<Entry> {

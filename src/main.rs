@@ -16,7 +16,12 @@ fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse_from(cli::effective_args()) {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
+            if e.use_stderr() {
+                // A bad flag value is quoted back: it may come from an untrusted input.
+                eprint!("{}", github::defuse_commands(&e.render().to_string()));
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
@@ -32,7 +37,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let msg = format!("{err:#}");
             github::error(&msg);
-            eprintln!("error: {msg}");
+            eprintln!("error: {}", github::defuse_commands(&msg));
             ExitCode::from(error::exit_code(&err))
         }
     }

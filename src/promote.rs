@@ -730,7 +730,9 @@ pub async fn check(
     let layer_results: Vec<(usize, usize, anyhow::Result<Vec<String>>)> = stream::iter(jobs)
         .map(|(i, k, repo, digest)| async move {
             let r = async {
-                let m = client.get_manifest(&repo, &digest).await?;
+                let m = get_waiting(client, &repo, &digest, opts.wait)
+                    .await?
+                    .with_context(|| format!("{repo}@{digest} does not exist (404)"))?;
                 match m.parse()? {
                     ParsedManifest::Image(img) => {
                         Ok(img.layers.iter().map(|l| l.digest.clone()).collect())
@@ -1022,7 +1024,7 @@ pub fn copy_content<'a>(
                 let blobs: Vec<skip_registry::Descriptor> = std::iter::once(img.config)
                     .chain(img.layers)
                     .filter(|b| {
-                        !b.urls.as_ref().is_some_and(|u| !u.is_empty())
+                        b.urls.as_ref().is_none_or(|u| u.is_empty())
                             && !b.media_type.contains("foreign")
                     })
                     .collect();
@@ -1175,9 +1177,12 @@ pub async fn apply(client: &Client, checked: &mut Checked, opts: &Options) -> Co
 // Reporting
 // ---------------------------------------------------------------------------------------------
 
-/// `promoted`: alias → digest, for every alias that now points at its content (moved or already
-/// there).
-pub fn promoted_json(checked: &Checked) -> String {
+/// `promoted`: alias → digest, for every alias that points at its content after this run (moved,
+/// or already there). Empty when the promotion did not run (blocked, or a dry run).
+pub fn promoted_json(checked: &Checked, dry_run: bool) -> String {
+    if dry_run || checked.blocked() {
+        return "{}".into();
+    }
     let m: BTreeMap<String, &str> = checked
         .aliases
         .iter()
@@ -1378,8 +1383,13 @@ pub fn summary_markdown(
             s.push_str(&l);
             s.push('\n');
         }
-        s.push_str("```\n");
+        s.push_str("```\n\n");
     }
+    s.push_str(&format!(
+        "<details><summary>outputs</summary>\n\n```\npromoted={}\nprevious={}\n```\n\n</details>\n",
+        promoted_json(checked, dry_run),
+        previous_json(checked)
+    ));
     s
 }
 
@@ -1428,7 +1438,7 @@ pub fn report_json(checked: &Checked, dry_run: bool) -> serde_json::Value {
         .map(|s| json!({"image": s.image_name, "template": s.template, "reason": s.reason}))
         .collect();
     let promoted: serde_json::Value =
-        serde_json::from_str(&promoted_json(checked)).unwrap_or_default();
+        serde_json::from_str(&promoted_json(checked, dry_run)).unwrap_or_default();
     let previous: serde_json::Value =
         serde_json::from_str(&previous_json(checked)).unwrap_or_default();
     json!({

@@ -830,6 +830,24 @@ fn require_jobs_gates_on_the_runs_jobs() {
     assert!(run.ok(), "{}", run.log());
     assert!(rt.block_on(digest_at(&host, PATH, "base-latest")).is_some());
 
+    // The token never goes over plain http to another host (192.0.2.1: TEST-NET, never contacted).
+    let run = promote(
+        &ws,
+        &["--require-jobs", "test"],
+        &[
+            ("GITHUB_API_URL", "http://192.0.2.1/api/v3"),
+            ("GITHUB_REPOSITORY", "acme/devbox"),
+            ("GITHUB_RUN_ID", "42"),
+            ("GITHUB_TOKEN", "tok-123"),
+        ],
+    );
+    assert_eq!(run.code(), Some(2), "{}", run.log());
+    assert!(
+        stderr(&run.out).contains("only sent over https"),
+        "{}",
+        run.log()
+    );
+
     // No token: a usage error before any request.
     let run = promote(
         &ws,

@@ -155,7 +155,7 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         .filter(|a| a.status == AliasStatus::Moved)
         .count();
     let mut outputs = Outputs::new();
-    outputs.set("promoted", promote::promoted_json(&checked));
+    outputs.set("promoted", promote::promoted_json(&checked, args.dry_run));
     outputs.set("previous", promote::previous_json(&checked));
     outputs.set("changed", if moved > 0 { "true" } else { "false" });
     let wrote = outputs.write_to_env()?;

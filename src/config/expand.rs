@@ -9,8 +9,20 @@ use super::template::{valid_tag, Template};
 use super::{Config, ImageSpec, Parent, PromoteSpec, DEFAULT_HASH_LENGTH};
 use crate::error::usage;
 
+/// One expansion of an image: variant name, args layered over the image's args, template vars
+/// from the matrix.
+type Variant = (
+    Option<String>,
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+);
+
 /// Default build arg that receives the parent's image reference.
 pub const DEFAULT_BASE_ARG: &str = "BASE_IMAGE";
+
+/// Upper bound on images of one config, all matrices and variants together (the per-matrix bound
+/// alone lets a few lines of YAML ask for millions of images and gigabytes of memory).
+pub const MAX_IMAGES: usize = 100_000;
 
 /// Placeholders every template may use besides matrix axes.
 const BUILTIN_VARS: [&str; 4] = ["hash", "name", "variant", "version"];
@@ -104,12 +116,7 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
             .collect::<anyhow::Result<_>>()?;
         let from = img.from.clone().map(|f| f.into_vec()).unwrap_or_default();
 
-        // (variant name, args layered over base args, template vars from the matrix)
-        let mut variants: Vec<(
-            Option<String>,
-            BTreeMap<String, String>,
-            BTreeMap<String, String>,
-        )> = Vec::new();
+        let mut variants: Vec<Variant> = Vec::new();
         match (&img.variants, &img.matrix) {
             (Some(_), Some(_)) => {
                 return Err(err(
@@ -159,6 +166,12 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
             (None, None) => variants.push((None, base_args.clone(), BTreeMap::new())),
         }
         let has_variants = variants[0].0.is_some();
+        if specs.len() + variants.len() > MAX_IMAGES {
+            return Err(err(
+                &format!("images.{key}"),
+                format!("the config expands to more than {MAX_IMAGES} images; split it into several configs"),
+            ));
+        }
 
         let tag_src = img.tag.clone().unwrap_or_else(|| {
             if has_variants {

@@ -22,6 +22,10 @@ pub struct Expanded {
 /// Upper bound on combinations of one image, so a typo cannot ask for billions.
 pub const MAX_COMBINATIONS: usize = 100_000;
 
+/// Upper bound on `include`/`exclude` entries times combinations (each entry is compared with
+/// every combination): a short config must not buy hours of CPU.
+pub const MAX_MATCH_WORK: usize = 20_000_000;
+
 fn scalar(v: &Value, key: &str) -> Result<String, String> {
     match v {
         Value::String(s) => Ok(s.clone()),
@@ -92,6 +96,16 @@ pub fn expand(raw: &IndexMap<String, Value>) -> Result<Expanded, String> {
         .filter(|n| *n <= MAX_COMBINATIONS)
         .ok_or_else(|| format!("matrix has more than {MAX_COMBINATIONS} combinations"))?;
 
+    if include.len() > MAX_COMBINATIONS
+        || (include.len() + exclude.len()).saturating_mul(total) > MAX_MATCH_WORK
+    {
+        return Err(format!(
+            "matrix has {} include and {} exclude entries over {total} combinations; that is more than skip-action compares ({MAX_MATCH_WORK}); split the image or use fewer entries",
+            include.len(),
+            exclude.len()
+        ));
+    }
+
     let mut combos: Vec<Combo> = Vec::with_capacity(if axes.is_empty() { 0 } else { total });
     if !axes.is_empty() {
         let mut idx = vec![0usize; axes.len()];
@@ -148,6 +162,11 @@ pub fn expand(raw: &IndexMap<String, Value>) -> Result<Expanded, String> {
     }
     if combos.is_empty() {
         return Err("matrix expands to no combinations (every one excluded?)".to_string());
+    }
+    if combos.len() > MAX_COMBINATIONS {
+        return Err(format!(
+            "matrix has more than {MAX_COMBINATIONS} combinations (with its include entries)"
+        ));
     }
     Ok(Expanded {
         axes: axis_names,

@@ -21,6 +21,9 @@ pub use template::Template;
 /// Where the config is looked for when `--config` is not given, in order.
 pub const DEFAULT_PATHS: [&str; 2] = ["skip-action.yml", ".github/skip-action.yml"];
 
+/// Deepest nesting of `[`/`{` a config may have (counted on the raw text).
+pub const MAX_FLOW_NESTING: usize = 200;
+
 /// Default number of hex digits of `{hash}`.
 pub const DEFAULT_HASH_LENGTH: usize = 12;
 
@@ -101,10 +104,12 @@ impl Config {
                     p.display()
                 )));
             }
+            check_no_symlink_escape(p)?;
             return Ok(p.to_path_buf());
         }
         for p in DEFAULT_PATHS {
             if Path::new(p).is_file() {
+                check_no_symlink_escape(Path::new(p))?;
                 return Ok(PathBuf::from(p));
             }
         }
@@ -114,7 +119,7 @@ impl Config {
         )))
     }
 
-    /// Read, parse and expand the config at `path`.
+    /// Read, parse and expand the config at `path` (see [`Config::locate`] for where it may be).
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
@@ -123,6 +128,24 @@ impl Config {
 
     /// Parse and expand config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Config> {
+        // The YAML parser spends time quadratic in the nesting of flow collections (`[[[[…`):
+        // 100,000 brackets, 195 KiB of config, took minutes. No config nests anywhere near this.
+        let mut depth = 0usize;
+        for b in text.bytes() {
+            match b {
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_NESTING {
+                        return Err(usage(format!(
+                            "{}: brackets nested more than {MAX_FLOW_NESTING} deep; this is not a skip-action config",
+                            path.display()
+                        )));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
         let raw: schema::RawConfig =
             serde_yaml::from_str(text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
         expand::expand(raw, path)
@@ -144,4 +167,28 @@ impl Config {
             self.path.display()
         )))
     }
+}
+
+/// A config named by a relative path inside the working directory (the checkout) must not be a
+/// symlink to a file outside it: the checkout may come from a fork's pull request, and a parse
+/// error quotes the file's text (`invalid type: string "…"`), which would print whatever the link
+/// points at — a docker `config.json`, a token file. An absolute path or one with `..` is the
+/// workflow author's explicit choice and is read as given.
+fn check_no_symlink_escape(p: &Path) -> anyhow::Result<()> {
+    use std::path::Component;
+    if p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
+        return Ok(());
+    }
+    let cwd = std::fs::canonicalize(".").context("reading the working directory")?;
+    let real =
+        std::fs::canonicalize(p).with_context(|| format!("resolving config {}", p.display()))?;
+    if !real.starts_with(&cwd) {
+        return Err(usage(format!(
+            "config {} is a symlink to {}, outside the working directory {}; the config must be a file of the checkout",
+            p.display(),
+            real.display(),
+            cwd.display()
+        )));
+    }
+    Ok(())
 }

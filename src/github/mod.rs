@@ -15,6 +15,22 @@ pub fn escape_data(s: &str) -> String {
         .replace('\n', "%0A")
 }
 
+/// Make text safe to print as plain log lines: the runner reads workflow commands from stdout and
+/// stderr alike, on any line that starts with `::` after leading whitespace, so such a line (only
+/// hostile input, e.g. an image name with a newline quoted in an error) gets a backslash first.
+pub fn defuse_commands(s: &str) -> String {
+    s.split('\n')
+        .map(|l| {
+            if l.trim_start().starts_with("::") {
+                format!("\\{}", l.trim_start())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A warning the user should see: an annotation in Actions, a log line elsewhere.
 pub fn warning(msg: &str) {
     if in_actions() {
@@ -44,6 +60,14 @@ pub fn error(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defuses_lines_that_look_like_commands() {
+        assert_eq!(
+            defuse_commands("bad `a\n  ::set-output name=x::y`\nok"),
+            "bad `a\n\\::set-output name=x::y`\nok"
+        );
+    }
 
     #[test]
     fn escapes_command_breakers() {

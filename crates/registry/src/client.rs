@@ -958,16 +958,23 @@ impl Client {
         if status != 201 && status != 200 {
             return Err(self.http_error(&call.what, sent).await);
         }
-        if let Some(h) =
-            header_str(sent.resp.headers(), "docker-content-digest").filter(|d| !d.is_empty())
-        {
-            let ours = digest_like(&h, bytes).unwrap_or_else(|_| digest.clone());
-            if ours != h {
-                bail!(
-                    "{}: registry stored digest {h}, but the bytes sent have {ours}",
-                    call.what
-                );
+        match header_str(sent.resp.headers(), "docker-content-digest").filter(|d| !d.is_empty()) {
+            Some(h) => {
+                let ours = digest_like(&h, bytes).unwrap_or_else(|_| digest.clone());
+                if ours != h {
+                    bail!(
+                        "{}: registry stored digest {h}, but the bytes sent have {ours}",
+                        call.what
+                    );
+                }
             }
+            // A registry answers a stored manifest with 201 Created. A bare 200 (a captive
+            // portal's or a misconfigured proxy's page) proves nothing was written.
+            None if status == 200 => bail!(
+                "{}: answered 200 without Docker-Content-Digest, not 201 Created; the write cannot be confirmed (is a proxy answering for the registry?)",
+                call.what
+            ),
+            None => {}
         }
         Ok(digest)
     }

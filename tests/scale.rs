@@ -1,0 +1,253 @@
+//! Scale: `decide` for 12,800 images in one repository against the real registry (half of the
+//! tags present), with time, peak memory and `max-jobs` batching checked on the outputs; and
+//! `hash` over a tree of 200,000 small files.
+//!
+//! `decide` must finish within 5 s even as a debug build (`cargo test`); the 200,000-file hash
+//! gets a looser bound in debug. `benches/decide.sh` and `benches/tree200k.sh` measure the release
+//! binary.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use skip_action::config::Config;
+use skip_action::hash::HashOptions;
+use skip_testkit::TestRegistry;
+
+/// Debug builds run the same code several times slower (decide for 12,806 images takes ~2 s even
+/// so; hashing is where the optimizer counts).
+fn bound(release: Duration) -> Duration {
+    if cfg!(debug_assertions) {
+        release * 4
+    } else {
+        release
+    }
+}
+
+/// Six bases (`distro`) × (100 benchmarks × 128 agents, each agent on one distro): 12,806 images
+/// over shared sources, as in benches/decide.sh.
+fn big_config(host: &str) -> String {
+    let list = |n: usize| {
+        (1..=n)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = format!(
+        "version: 1\nrepository: {host}/bench/big\nimages:\n  base:\n    dockerfile: Dockerfile.base\n    matrix:\n      distro: [d0, d1, d2, d3, d4, d5]\n    tag: \"base-{{variant}}-{{hash}}\"\n  app:\n    from: \"base/{{distro}}\"\n    dockerfile: Dockerfile.app\n    matrix:\n      bench: [{}]\n      agent: [{}]\n      include:\n",
+        list(100),
+        list(128)
+    );
+    for a in 1..=128 {
+        s.push_str(&format!("        - {{ agent: {a}, distro: d{} }}\n", a % 6));
+    }
+    s.push_str("    tag: \"{bench}-{agent}-{hash}\"\n");
+    s
+}
+
+fn entries(v: &serde_json::Value) -> &Vec<serde_json::Value> {
+    v["include"].as_array().unwrap()
+}
+
+/// Every matrix within `max_jobs`; its entries (or batches) name each image to build once.
+fn check_matrix(v: &serde_json::Value, max_jobs: usize, want: &BTreeSet<String>, what: &str) {
+    let inc = entries(v);
+    assert!(inc.len() <= max_jobs, "{what}: {} entries", inc.len());
+    let mut seen: Vec<String> = Vec::new();
+    for e in inc {
+        if let Some(images) = e["images"].as_str() {
+            let names: Vec<&str> = images.split(',').collect();
+            assert_eq!(names.len() as u64, e["count"].as_u64().unwrap(), "{what}");
+            assert_eq!(
+                e["targets"].as_str().unwrap().split(' ').count(),
+                names.len(),
+                "{what}"
+            );
+            seen.extend(names.iter().map(|n| n.to_string()));
+        } else {
+            seen.push(e["name"].as_str().unwrap().to_string());
+        }
+    }
+    let set: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(set.len(), seen.len(), "{what}: an image in two entries");
+    assert_eq!(&set, want, "{what}");
+}
+
+#[test]
+fn decide_for_12800_images_in_one_repository() {
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = Ws::new();
+    ws.write("skip-action.yml", &big_config(&host));
+    ws.write("Dockerfile.base", "FROM scratch\nARG distro\n");
+    ws.write(
+        "Dockerfile.app",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG bench\nARG agent\n",
+    );
+
+    // The tags, computed in-process by the same pipeline.
+    let started = Instant::now();
+    let text = std::fs::read_to_string(ws.path().join("skip-action.yml")).unwrap();
+    let config = Config::parse(&text, Path::new("skip-action.yml")).unwrap();
+    let discovery = skip_action::inputs::discover(&config, ws.path()).unwrap();
+    let hashes = skip_action::hash::compute(&config, &discovery, &HashOptions::default()).unwrap();
+    let n = config.images.len();
+    assert_eq!(n, 12_806);
+    eprintln!(
+        "[scale] in-process hash of {n} images: {:?}",
+        started.elapsed()
+    );
+
+    // Half present: the six bases, and every second app image.
+    let present: Vec<bool> = (0..n).map(|i| i < 6 || i % 2 == 0).collect();
+    let tags: Vec<String> = hashes
+        .iter()
+        .zip(&present)
+        .filter(|(_, p)| **p)
+        .map(|(h, _)| h.tag.clone())
+        .collect();
+    // One manifest under 6,406 tags (by HTTP these cost ~40 s on two busy cores; see
+    // `tag_in_storage`). The plan below checks the registry answers every one of them.
+    let started = Instant::now();
+    tag_in_storage(&reg, "bench/big", &tags);
+    eprintln!(
+        "[scale] {} tags of one manifest in the registry: {:?}",
+        tags.len(),
+        started.elapsed()
+    );
+
+    let outf = ws.path().join("gh-output");
+    let m = run_measured(
+        ws.path(),
+        &["decide", "--json"],
+        &[
+            ("GITHUB_OUTPUT", outf.to_str().unwrap()),
+            ("SKIP_ACTION_LOG", "info"),
+        ],
+    );
+    eprintln!(
+        "[scale] decide for {n} images ({} present): {:.2}s wall, peak RSS {} MiB ({} build)",
+        tags.len(),
+        m.elapsed.as_secs_f64(),
+        m.peak_rss_kib / 1024,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    assert_eq!(m.code, Some(0), "{}", m.stderr);
+    assert!(m.stderr.contains("listed tags"), "{}", m.stderr);
+    assert!(
+        m.elapsed < Duration::from_secs(5),
+        "decide took {:?}",
+        m.elapsed
+    );
+    assert!(m.peak_rss_kib < 512 * 1024, "{} KiB", m.peak_rss_kib);
+
+    // The plan: exactly the truth. The bases exist, so only the missing app images build.
+    let out = parse_gh_outputs(&std::fs::read_to_string(&outf).unwrap());
+    let plan: serde_json::Value = serde_json::from_str(&out["plan"]).unwrap();
+    let plan = plan.as_array().unwrap();
+    assert_eq!(plan.len(), n);
+    let mut to_build: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    for (i, e) in plan.iter().enumerate() {
+        assert_eq!(e["tag"], hashes[i].tag.as_str());
+        assert_eq!(e["exists"], present[i], "{e}");
+        assert_eq!(e["need_build"], !present[i], "{e}");
+        if !present[i] {
+            to_build
+                .entry(e["level"].as_u64().unwrap() as usize)
+                .or_default()
+                .insert(e["name"].as_str().unwrap().to_string());
+        }
+    }
+    let all: BTreeSet<String> = to_build.values().flatten().cloned().collect();
+    assert_eq!(out["build_count"], all.len().to_string());
+    assert_eq!(all.len(), 6400);
+
+    // Batching: every matrix at or under max-jobs (default 256), each image once, levels apart.
+    for (k, want) in [("matrix", &all), ("variants_matrix", &all)] {
+        let v: serde_json::Value = serde_json::from_str(&out[k]).unwrap();
+        check_matrix(&v, 256, want, k);
+        for b in entries(&v) {
+            assert_eq!(b["level"], 1, "{k}: {b}");
+        }
+    }
+    let levels: serde_json::Value = serde_json::from_str(&out["matrix_levels"]).unwrap();
+    let empty = BTreeSet::new();
+    for (l, v) in levels.as_array().unwrap().iter().enumerate() {
+        check_matrix(
+            v,
+            256,
+            to_build.get(&l).unwrap_or(&empty),
+            &format!("level {l}"),
+        );
+    }
+    // A smaller max-jobs: still within it.
+    let outf2 = ws.path().join("gh-output-2");
+    let r = run_measured(
+        ws.path(),
+        &["decide", "--max-jobs", "7"],
+        &[("GITHUB_OUTPUT", outf2.to_str().unwrap())],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let out2 = parse_gh_outputs(&std::fs::read_to_string(&outf2).unwrap());
+    let v: serde_json::Value = serde_json::from_str(&out2["matrix"]).unwrap();
+    check_matrix(&v, 7, &all, "matrix, max-jobs 7");
+}
+
+/// Create `n` files of a few bytes under `root`, 1,000 per directory.
+fn make_tree(root: &Path, n: usize) {
+    for i in 0..n {
+        let dir = root.join(format!("d{:03}", i / 1000));
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        std::fs::write(dir.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+}
+
+#[test]
+fn hash_of_a_tree_of_200000_small_files() {
+    let n = 200_000;
+    let ws = Ws::new();
+    ws.write(
+        "skip-action.yml",
+        "version: 1\nrepository: ghcr.io/acme/tree\nimages:\n  all:\n    context: ctx\n    dockerfile: Dockerfile\n",
+    );
+    ws.write("Dockerfile", "FROM scratch\nCOPY . /\n");
+    let started = Instant::now();
+    make_tree(&ws.path().join("ctx"), n);
+    let made = started.elapsed();
+    let m = run_measured(
+        ws.path(),
+        &["hash", "--json"],
+        &[("SKIP_ACTION_LOG", "info")],
+    );
+    eprintln!(
+        "[scale] hash of {n} small files: {:.2}s wall, peak RSS {} MiB ({} build; creating them took {:.1}s)",
+        m.elapsed.as_secs_f64(),
+        m.peak_rss_kib / 1024,
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        made.as_secs_f64()
+    );
+    assert_eq!(m.code, Some(0), "{}", m.stderr);
+    let v: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
+    // Every file and its directory (200 dirs), and the context root's entries.
+    let entries = v["images"][0]["context_entries"].as_u64().unwrap();
+    assert_eq!(entries, (n + n / 1000) as u64);
+    assert!(
+        m.elapsed < bound(Duration::from_secs(15)),
+        "{:?}",
+        m.elapsed
+    );
+    // One file changes: the hash changes.
+    let before = v["images"][0]["hash"].as_str().unwrap().to_string();
+    std::fs::write(ws.path().join("ctx/d123/f123456.txt"), "changed\n").unwrap();
+    assert_ne!(ws.hashes()["all"], before);
+    // The temp dir (and its 200,000 files) is removed when `ws` drops.
+}
