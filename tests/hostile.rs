@@ -716,6 +716,9 @@ fn helper(ws: &Ws, user: &str, secret: &str) -> String {
     )
 }
 
+/// (what, environment, whether the credentials are right).
+type Scenario = (String, Vec<(String, String)>, bool);
+
 #[test]
 fn secrets_never_appear_in_logs_outputs_or_summaries() {
     use base64::Engine as _;
@@ -770,7 +773,7 @@ fn secrets_never_appear_in_logs_outputs_or_summaries() {
         };
         let auth_right = b64.encode(format!("{u}:{right}"));
         let auth_bad = b64.encode(format!("{u}:{bad}"));
-        let mut scenarios: Vec<(String, Vec<(String, String)>, bool)> = vec![
+        let mut scenarios: Vec<Scenario> = vec![
             (
                 "inputs username/password".into(),
                 vec![

@@ -697,8 +697,11 @@ fn a_failed_write_reports_what_moved_and_how_to_roll_back() {
 struct FakeApi {
     port: u16,
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Seen,
 }
+
+/// Each request's path and Authorization header.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 impl FakeApi {
     fn start(jobs: serde_json::Value) -> FakeApi {
