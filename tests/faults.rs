@@ -10,8 +10,10 @@
 //! `on-registry-error: fail`, and whenever the retries absorbed the faults the outputs equal a
 //! clean run's.
 //!
-//! Bounded by default (fixed seed, a few hundred runs); `SKIP_ACTION_SOAK=N` runs N in-process
-//! decide runs (and N/20 binary runs, N/100 promote rounds), `SKIP_ACTION_SOAK_SEED=S` another seed.
+//! Bounded by default (fixed seed: 1,000 in-process decide runs, 24 binary decide runs, 16 promote
+//! rounds, 6 racing rounds; about a minute on two busy cores). `SKIP_ACTION_SOAK=N` runs N
+//! in-process decide runs, N/20 binary runs, N/50 promote rounds and N/200 racing rounds;
+//! `SKIP_ACTION_SOAK_SEED=S` picks another seed.
 
 mod common;
 

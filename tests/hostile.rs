@@ -737,6 +737,22 @@ fn secrets_never_appear_in_logs_outputs_or_summaries() {
         ..TokenOptions::default()
     })
     .unwrap();
+    // A registry token (a bearer JWT used as-is), minted by the token registry's own signer.
+    let jwt = token
+        .token_server()
+        .unwrap()
+        .signer()
+        .sign(
+            tuser,
+            &[skip_testkit::token::Access {
+                kind: "repository".into(),
+                name: "acme/devbox".into(),
+                actions: vec!["pull".into()],
+            }],
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    let jwt_wrong = "not-a-valid-registry-token-0123";
     let all_secrets = forms(
         &[
             pass,
@@ -746,6 +762,8 @@ fn secrets_never_appear_in_logs_outputs_or_summaries() {
             identity,
             identity_wrong,
             gh_token,
+            &jwt,
+            jwt_wrong,
         ],
         &[(user, pass), (user, wrong), (tuser, tpass), (tuser, twrong)],
     );
@@ -857,6 +875,19 @@ fn secrets_never_appear_in_logs_outputs_or_summaries() {
             ),
         ];
         if is_token {
+            for (t, ok) in [(jwt.as_str(), true), (jwt_wrong, false)] {
+                scenarios.push((
+                    format!("docker config registrytoken ({ok})"),
+                    vec![(
+                        "DOCKER_CONFIG".into(),
+                        docker_config(
+                            &ws,
+                            &format!(r#"{{"auths":{{"{host}":{{"registrytoken":"{t}"}}}}}}"#),
+                        ),
+                    )],
+                    ok,
+                ));
+            }
             for (id, ok) in [(identity, true), (identity_wrong, false)] {
                 scenarios.push((
                     format!("docker config identitytoken ({ok})"),
