@@ -1650,33 +1650,6 @@ pub mod blob {
         h.set_sensitive(true);
         Ok(h)
     }
-
-    /// The credentials `crate::registry::client` gives the registry client (flags, then docker's
-    /// config.json, then `GITHUB_TOKEN` for ghcr.io), for the blob reader.
-    pub fn credentials(
-        config: &crate::config::Config,
-        flags: &crate::registry::RegistryFlags,
-    ) -> anyhow::Result<Credentials> {
-        let mut creds = Credentials::from_env().context("reading registry credentials")?;
-        if let Some(t) = flags.token.as_deref().filter(|t| !t.is_empty()) {
-            creds = creds.with_github_token(t.to_string(), std::env::var("GITHUB_ACTOR").ok());
-        }
-        if let (Some(u), Some(p)) = (flags.username.as_deref(), flags.password.as_deref()) {
-            if !u.is_empty() && !p.is_empty() {
-                let mut hosts: Vec<String> = Vec::new();
-                for r in config.images.iter().map(|i| i.repository.as_str()) {
-                    let host = RepoRef::parse(r)?.registry;
-                    if !hosts.contains(&host) {
-                        hosts.push(host);
-                    }
-                }
-                for h in hosts {
-                    creds = creds.with_basic(&h, u.to_string(), p.to_string());
-                }
-            }
-        }
-        Ok(creds)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

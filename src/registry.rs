@@ -62,6 +62,18 @@ pub fn client(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Client> 
     for s in [&flags.password, &flags.token].into_iter().flatten() {
         crate::github::mask(s);
     }
+    let creds = credentials(config, flags)?;
+    Client::new(ClientOptions {
+        insecure_registries: config.insecure_registries.clone(),
+        credentials: creds,
+        max_concurrency_per_host: 16,
+        ..ClientOptions::default()
+    })
+}
+
+/// Credentials in order of precedence: `username`/`password` (for every registry of the config),
+/// docker's config.json, then the `token` / `GITHUB_TOKEN` for ghcr.io.
+pub fn credentials(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Credentials> {
     let mut creds = Credentials::from_env().context("reading registry credentials")?;
     if let Some(t) = flags.token.as_deref().filter(|t| !t.is_empty()) {
         creds = creds.with_github_token(t.to_string(), std::env::var("GITHUB_ACTOR").ok());
@@ -86,12 +98,7 @@ pub fn client(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Client> 
         }
         _ => {}
     }
-    Client::new(ClientOptions {
-        insecure_registries: config.insecure_registries.clone(),
-        credentials: creds,
-        max_concurrency_per_host: 16,
-        ..ClientOptions::default()
-    })
+    Ok(creds)
 }
 
 /// Ask about every image's content tag. One answer per image, same order.

@@ -25,94 +25,18 @@ fn devbox_at(host: &str) -> Ws {
     ws
 }
 
-/// Result of one `decide` run.
-struct Decided {
-    code: Option<i32>,
-    out: BTreeMap<String, String>,
-    summary: String,
-    stdout: String,
-    stderr: String,
+fn decide(ws: &Ws, args: &[&str], env: &[(&str, &str)]) -> GhRun {
+    gh_run(ws, "decide", args, env)
 }
 
-impl Decided {
-    fn get(&self, k: &str) -> &str {
-        self.out
-            .get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("no output {k}; stderr: {}", self.stderr))
-    }
-    fn json(&self, k: &str) -> serde_json::Value {
-        serde_json::from_str(self.get(k)).unwrap()
-    }
-    /// name -> (need_build, reason) from the plan output.
-    fn plan(&self) -> BTreeMap<String, (bool, String)> {
-        self.json("plan")
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["name"].as_str().unwrap().to_string(),
-                    (
-                        e["need_build"].as_bool().unwrap(),
-                        e["reason"].as_str().unwrap().to_string(),
-                    ),
-                )
-            })
-            .collect()
-    }
-    fn matrix_names(&self, k: &str) -> Vec<String> {
-        self.json(k)["include"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-}
-
-/// Parse a `$GITHUB_OUTPUT` file the way the runner does.
-fn parse_outputs(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let (name, delim) = line.split_once("<<").expect("heredoc form");
-        let mut v = Vec::new();
-        for l in lines.by_ref() {
-            if l == delim {
-                break;
-            }
-            v.push(l);
-        }
-        assert!(
-            out.insert(name.to_string(), v.join("\n")).is_none(),
-            "duplicate {name}"
-        );
-    }
-    out
-}
-
-fn decide(ws: &Ws, args: &[&str], env: &[(&str, &str)]) -> Decided {
-    let outf = ws.path().join("gh-output");
-    let sumf = ws.path().join("gh-summary");
-    let _ = std::fs::remove_file(&outf);
-    let _ = std::fs::remove_file(&sumf);
-    let mut full_env: Vec<(&str, &str)> = vec![
-        ("GITHUB_OUTPUT", outf.to_str().unwrap()),
-        ("GITHUB_STEP_SUMMARY", sumf.to_str().unwrap()),
-        ("HOME", ws.path().to_str().unwrap()),
-    ];
-    full_env.extend_from_slice(env);
-    let mut a = vec!["decide"];
-    a.extend_from_slice(args);
-    let o = ws.run_env(&a, &full_env);
-    Decided {
-        code: o.status.code(),
-        out: parse_outputs(&std::fs::read_to_string(&outf).unwrap_or_default()),
-        summary: std::fs::read_to_string(&sumf).unwrap_or_default(),
-        stdout: stdout(&o),
-        stderr: stderr(&o),
-    }
+/// Names of a matrix output's entries.
+fn matrix_names(d: &GhRun, k: &str) -> Vec<String> {
+    d.json(k)["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Push a single-arch image at every given tag of acme/devbox.
@@ -166,10 +90,10 @@ fn nothing_published_builds_everything() {
         format!("{}/acme/devbox:{}", reg.host(), tags["base"])
     );
     assert_eq!(d.get("base_hash").len(), 64);
-    assert_eq!(d.matrix_names("variants_matrix"), VARIANTS);
+    assert_eq!(matrix_names(&d, "variants_matrix"), VARIANTS);
     let mut all = vec!["base".to_string()];
     all.extend(VARIANTS.iter().map(|s| s.to_string()));
-    assert_eq!(d.matrix_names("matrix"), all);
+    assert_eq!(matrix_names(&d, "matrix"), all);
     // A matrix entry carries everything a build step needs.
     let e = &d.json("variants_matrix")["include"][1];
     assert_eq!(e["name"], "devbox/omos");
@@ -218,7 +142,7 @@ fn base_published_builds_only_variants() {
     assert_eq!(d.code, Some(0), "{}", d.stderr);
     assert_eq!(d.get("base_need_build"), "false");
     assert_eq!(d.get("variants_need_build"), "true");
-    assert_eq!(d.matrix_names("matrix"), VARIANTS);
+    assert_eq!(matrix_names(&d, "matrix"), VARIANTS);
     let plan = d.plan();
     assert_eq!(plan["base"], (false, "tag exists".to_string()));
     let base = &d.json("plan")[0];
@@ -250,7 +174,7 @@ fn all_published_builds_nothing_and_one_arg_change_rebuilds_one_variant() {
     );
     std::fs::write(&p, s).unwrap();
     let d = decide(&ws, &[], &[]);
-    assert_eq!(d.matrix_names("matrix"), ["devbox/with-pi"]);
+    assert_eq!(matrix_names(&d, "matrix"), ["devbox/with-pi"]);
     assert_eq!(d.get("base_need_build"), "false");
 
     // The base changes: everything builds.
@@ -270,7 +194,7 @@ fn all_published_builds_nothing_and_one_arg_change_rebuilds_one_variant() {
     );
     // INPUT_FORCE for one variant.
     let d = decide(&ws, &[], &[("INPUT_FORCE", "devbox/omos")]);
-    assert_eq!(d.matrix_names("matrix"), ["devbox/omos"]);
+    assert_eq!(matrix_names(&d, "matrix"), ["devbox/omos"]);
 }
 
 #[test]

@@ -73,7 +73,7 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let from = promote::from_parents(&config, &discovery);
     let blobs = promote::blob::Reader::new(
         client.clone(),
-        promote::blob::credentials(&config, &flags)?,
+        crate::registry::credentials(&config, &flags)?,
         Duration::from_secs(60),
     )?;
     let opts = Options {
