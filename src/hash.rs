@@ -201,7 +201,7 @@ pub fn compute(
         }
         if let Some(x) = img.extra {
             let t = &discovery.trees[x];
-            collect_files(t, &(0..t.entries.len()).collect::<Vec<_>>(), &mut wanted);
+            collect_files(t, &t.all_indices(), &mut wanted);
         }
     }
     let started = std::time::Instant::now();
@@ -230,11 +230,7 @@ pub fn compute(
         let extra = match inputs.extra {
             Some(x) => {
                 let t = &discovery.trees[x];
-                Some(tree_digest(
-                    t,
-                    &(0..t.entries.len()).collect::<Vec<_>>(),
-                    &files,
-                )?)
+                Some(tree_digest(t, &t.all_indices(), &files)?)
             }
             None => None,
         };

@@ -129,7 +129,7 @@ pub fn run(args: InputsArgs) -> anyhow::Result<()> {
     let extra_inputs = match inputs.extra {
         Some(x) => {
             let t = &h.discovery.trees[x];
-            files_out(t, &(0..t.entries.len()).collect::<Vec<_>>())?
+            files_out(t, &t.all_indices())?
         }
         None => Vec::new(),
     };

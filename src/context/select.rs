@@ -87,7 +87,7 @@ pub fn select(tree: &Tree, patterns: &[String], whole: Option<String>) -> Select
 
 fn everything(tree: &Tree, reason: String) -> Selection {
     Selection {
-        indices: (0..tree.entries.len()).collect(),
+        indices: tree.all_indices(),
         whole: Some(reason),
     }
 }

@@ -68,6 +68,11 @@ impl Tree {
         start..end
     }
 
+    /// Every entry's index (for trees that count whole, like `inputs:`).
+    pub fn all_indices(&self) -> Vec<usize> {
+        (0..self.entries.len()).collect()
+    }
+
     /// Absolute path on disk of entry `i`.
     pub fn disk_path(&self, i: usize) -> PathBuf {
         self.root.join(&self.entries[i].path)
