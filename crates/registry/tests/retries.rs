@@ -38,7 +38,6 @@ async fn honours_retry_after_seconds_on_429_then_succeeds() {
         took >= Duration::from_millis(950),
         "Retry-After: 1 not honoured ({took:?})"
     );
-    assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(proxy.faults_injected(), 1);
 }
 
@@ -63,10 +62,7 @@ async fn ghcr_style_millisecond_retry_after_and_the_cap() {
         Some(img.digest.as_str())
     );
     let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(1150) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
+    assert!(took >= Duration::from_millis(1150), "{took:?}");
 
     // An hour-long Retry-After is cut to max_retry_wait.
     proxy.set_rules(vec![FaultRule::new(
@@ -78,16 +74,14 @@ async fn ghcr_style_millisecond_retry_after_and_the_cap() {
         ..options(Credentials::none())
     })
     .unwrap();
-    let start = Instant::now();
-    assert!(c
-        .probe(&repo(&proxy.host(), "acme/x"), "t")
-        .await
-        .is_present());
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    // Uncapped, this waits until 2099: a hang guard (not a speed bound) turns that into a failure.
+    let probe = tokio::time::timeout(
+        Duration::from_secs(120),
+        c.probe(&repo(&proxy.host(), "acme/x"), "t"),
+    )
+    .await
+    .expect("an hour-long Retry-After was not cut to max_retry_wait");
+    assert!(probe.is_present());
 }
 
 #[tokio::test]
@@ -117,7 +111,6 @@ async fn persistent_503_is_unknown_after_bounded_attempts() {
         vec![FaultRule::new(Fault::status(503), Trigger::Always)],
     )
     .unwrap();
-    let start = Instant::now();
     match anon().probe(&repo(&proxy.host(), "acme/x"), "t").await {
         Probe::Unknown { reason } => assert!(
             reason.contains("HTTP 503") && reason.contains("4 attempts"),
@@ -126,11 +119,6 @@ async fn persistent_503_is_unknown_after_bounded_attempts() {
         other => panic!("{other:?}"),
     }
     assert_eq!(proxy.request_count(), 4);
-    assert!(
-        start.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        start.elapsed()
-    );
     // Same for the other retryable statuses.
     for code in [500u16, 502, 504, 408, 429] {
         proxy.set_rules(vec![FaultRule::new(Fault::status(code), Trigger::Always)]);
@@ -184,16 +172,12 @@ async fn stalls_time_out_into_unknown() {
         ..options(Credentials::none())
     })
     .unwrap();
-    let start = Instant::now();
+    // The stall ends after 3 s with a good answer: `Unknown` with "timed out" is the client's
+    // 300 ms timeout firing, not the stall ending.
     match c.probe(&repo(&proxy.host(), "acme/x"), "t").await {
         Probe::Unknown { reason } => assert!(reason.contains("timed out"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
     // One stall, then fine.
     proxy.set_rules(vec![FaultRule::new(
         Fault::Stall(Duration::from_secs(3)),
