@@ -7,6 +7,7 @@
 //! | [`context`] | the build context as BuildKit sends it: ignore rules, walk, COPY selection |
 //! | [`inputs`] | per image: Dockerfile analysis and which context entries it can see |
 //! | [`hash`] | the versioned, length-prefixed content hash of every image |
+//! | [`lineage`] | what a content tag holds per platform, and whether it sits on its parent (decide and promote share it) |
 //! | [`plan`] | build or reuse, and why, from the registry's answers |
 //! | [`outputs`] | matrices, the `plan` JSON and the summary |
 //! | [`registry`] | the edge to the OCI registry (`skip-registry`): client, probes |
@@ -21,6 +22,7 @@ pub mod error;
 pub mod github;
 pub mod hash;
 pub mod inputs;
+pub mod lineage;
 pub mod outputs;
 pub mod plan;
 pub mod promote;

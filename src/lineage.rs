@@ -1,0 +1,323 @@
+//! What an image is in the registry, and whether it sits on its parent: the one judge that
+//! `decide` (before reusing an image) and `promote` (before moving an alias) share, so the two
+//! can never disagree about "built on the current parent".
+//!
+//! Everything here is a pure function over fetched manifests ([`Found`]): unit-tested without a
+//! registry. Fetching lives with the callers.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use skip_registry::manifest::{ParsedManifest, Platform};
+use skip_registry::Manifest;
+
+use crate::config::Config;
+use crate::inputs::Discovery;
+
+// ---------------------------------------------------------------------------------------------
+// Platforms
+// ---------------------------------------------------------------------------------------------
+
+/// A platform, normalised the way containerd compares them: `aarch64` is `arm64`, `arm64/v8` is
+/// `arm64`, `arm` is `arm/v7`, `amd64/v1` is `amd64`, all lower case.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PlatformKey {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
+}
+
+impl PlatformKey {
+    pub fn new(os: &str, arch: &str, variant: Option<&str>) -> PlatformKey {
+        let os = os.trim().to_ascii_lowercase();
+        let arch = match arch.trim().to_ascii_lowercase().as_str() {
+            "x86_64" | "x86-64" => "amd64".to_string(),
+            "aarch64" => "arm64".to_string(),
+            "i386" | "i686" => "386".to_string(),
+            a => a.to_string(),
+        };
+        let variant = variant
+            .map(|v| v.trim().to_ascii_lowercase())
+            .filter(|v| !v.is_empty());
+        let variant = match (arch.as_str(), variant.as_deref()) {
+            ("arm64", Some("v8")) | ("amd64", Some("v1")) => None,
+            ("arm", None) => Some("v7".to_string()),
+            _ => variant,
+        };
+        PlatformKey { os, arch, variant }
+    }
+
+    /// `os/arch[/variant]`, as written under `platforms:`.
+    pub fn parse(s: &str) -> Result<PlatformKey, String> {
+        let parts: Vec<&str> = s.trim().split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => {
+                Ok(PlatformKey::new(os, arch, None))
+            }
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
+                Ok(PlatformKey::new(os, arch, Some(v)))
+            }
+            _ => Err(format!(
+                "platform `{s}` is not `os/arch` or `os/arch/variant`"
+            )),
+        }
+    }
+
+    pub fn from_oci(p: &Platform) -> PlatformKey {
+        PlatformKey::new(&p.os, &p.architecture, p.variant.as_deref())
+    }
+
+    /// `unknown/unknown`: BuildKit's attestation manifests, not a runnable platform.
+    pub fn is_unknown(&self) -> bool {
+        self.os == "unknown" || self.arch == "unknown"
+    }
+}
+
+impl fmt::Display for PlatformKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The platforms of `required` (as written in the config) that `available` lacks, in config
+/// order. A platform that does not parse counts as missing, with the reason.
+pub fn missing_platforms(required: &[String], available: &[PlatformKey]) -> Vec<String> {
+    required
+        .iter()
+        .filter_map(|r| match PlatformKey::parse(r) {
+            Ok(k) if available.contains(&k) => None,
+            Ok(_) => Some(r.clone()),
+            Err(e) => Some(e),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a content tag points at
+// ---------------------------------------------------------------------------------------------
+
+/// One runnable image behind a tag: the tag's own manifest (single-arch), or one child of its
+/// index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformImage {
+    /// `None` for a single-arch manifest whose config blob was not read.
+    pub platform: Option<PlatformKey>,
+    pub digest: String,
+    /// Layer digests, bottom first; `None` when not fetched (not needed for any check).
+    pub layers: Option<Vec<String>>,
+}
+
+/// A content tag as found in the registry.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The exact bytes, media type and digest served.
+    pub manifest: Manifest,
+    pub index: bool,
+    /// The runnable images (attestation manifests left out).
+    pub images: Vec<PlatformImage>,
+}
+
+impl Found {
+    /// Builds from a fetched manifest: an index lists its children (layers not yet known), a
+    /// single-arch manifest is one image with its layers.
+    pub fn from_manifest(manifest: Manifest) -> anyhow::Result<Found> {
+        let parsed = manifest.parse()?;
+        let (index, images) = match &parsed {
+            ParsedManifest::Index(idx) => (
+                true,
+                idx.manifests
+                    .iter()
+                    .filter(|d| !is_attestation(d))
+                    .map(|d| PlatformImage {
+                        platform: d.platform.as_ref().map(PlatformKey::from_oci),
+                        digest: d.digest.clone(),
+                        layers: None,
+                    })
+                    .collect(),
+            ),
+            ParsedManifest::Image(m) => (
+                false,
+                vec![PlatformImage {
+                    platform: None,
+                    digest: manifest.digest.clone(),
+                    layers: Some(m.layers.iter().map(|l| l.digest.clone()).collect()),
+                }],
+            ),
+        };
+        Ok(Found {
+            manifest,
+            index,
+            images,
+        })
+    }
+
+    /// The known platforms.
+    pub fn platforms(&self) -> Vec<PlatformKey> {
+        self.images
+            .iter()
+            .filter_map(|i| i.platform.clone())
+            .collect()
+    }
+
+    /// "index of 2 platforms" / "single-arch manifest", for reports.
+    pub fn describe(&self) -> String {
+        if self.index {
+            let p: Vec<String> = self.platforms().iter().map(|p| p.to_string()).collect();
+            format!("index: {}", p.join(", "))
+        } else {
+            match &self.images[0].platform {
+                Some(p) => format!("single-arch: {p}"),
+                None => "single-arch".to_string(),
+            }
+        }
+    }
+}
+
+/// BuildKit's provenance/SBOM manifests: platform `unknown/unknown`, or the annotation.
+fn is_attestation(d: &skip_registry::Descriptor) -> bool {
+    let by_platform = d
+        .platform
+        .as_ref()
+        .is_some_and(|p| PlatformKey::from_oci(p).is_unknown());
+    let by_annotation = d.annotations.as_ref().is_some_and(|a| {
+        a.get("vnd.docker.reference.type")
+            .is_some_and(|t| t == "attestation-manifest")
+    });
+    by_platform || by_annotation
+}
+
+// ---------------------------------------------------------------------------------------------
+// The base check
+// ---------------------------------------------------------------------------------------------
+
+/// Whether `child`'s layers start with all of `parent`'s: what `FROM parent` produces. Digests
+/// only (a rebuilt parent has new layer digests, so a child built on the old one fails).
+pub fn is_layer_prefix(parent: &[String], child: &[String]) -> bool {
+    child.starts_with(parent)
+}
+
+/// Problems with `child` being built on its `FROM` parents, one per platform that is not built on
+/// any of them; empty when every platform is. Platforms are matched by name; when a side's
+/// platform is unknown (a single-arch manifest whose config was not read), every image of the
+/// other side is a candidate — layer digests decide.
+pub fn base_problems(parents: &[(&str, &Found)], child: &Found) -> Vec<String> {
+    let mut problems = Vec::new();
+    let names: Vec<&str> = parents.iter().map(|(n, _)| *n).collect();
+    for ci in &child.images {
+        let plat = ci
+            .platform
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "the image".to_string());
+        let Some(child_layers) = &ci.layers else {
+            problems.push(format!("{plat}: its layers could not be read"));
+            continue;
+        };
+        let mut reasons = Vec::new();
+        let mut ok = false;
+        for (pname, pf) in parents {
+            let candidates: Vec<&PlatformImage> = pf
+                .images
+                .iter()
+                .filter(|pi| match (&pi.platform, &ci.platform) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                })
+                .collect();
+            if candidates.is_empty() {
+                reasons.push(format!("{pname} has no {plat}"));
+                continue;
+            }
+            let hit = candidates.iter().any(|pi| {
+                pi.layers
+                    .as_deref()
+                    .is_some_and(|pl| is_layer_prefix(pl, child_layers))
+            });
+            if hit {
+                ok = true;
+                break;
+            }
+            let which: Vec<String> = candidates
+                .iter()
+                .map(|pi| short_digest(&pi.digest))
+                .collect();
+            reasons.push(format!(
+                "its layers do not start with {pname}'s ({})",
+                which.join(", ")
+            ));
+        }
+        if !ok {
+            problems.push(format!(
+                "{plat} ({}) is not built on the current {}: {} — rebuild it on the current parent",
+                short_digest(&ci.digest),
+                names.join(" or "),
+                reasons.join("; ")
+            ));
+        }
+    }
+    problems
+}
+
+/// `sha256:0123456789ab` — enough to tell digests apart in a message.
+pub fn short_digest(d: &str) -> String {
+    match d.split_once(':') {
+        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
+        _ => d.to_string(),
+    }
+}
+
+/// For each image, the indices of the parents it is built `FROM` (as opposed to parents it only
+/// `COPY --from`s or mounts, whose layers cannot be expected under its own). Taken from the same
+/// Dockerfile analysis hashing uses, with the parents' placeholders; when the Dockerfile cannot be
+/// analysed, every parent counts (the stricter check).
+pub fn from_parents(config: &Config, discovery: &Discovery) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = config
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    config
+        .images
+        .iter()
+        .zip(&discovery.images)
+        .map(|(spec, inputs)| {
+            let all: Vec<usize> = spec
+                .parents
+                .iter()
+                .filter_map(|p| index.get(p.name.as_str()).copied())
+                .collect();
+            if all.is_empty() {
+                return all;
+            }
+            let Ok(text) = std::str::from_utf8(&inputs.dockerfile) else {
+                return all;
+            };
+            let Ok(df) = skip_dockerfile::parse(text) else {
+                return all;
+            };
+            let mut args = spec.args.clone();
+            for p in &spec.parents {
+                args.insert(p.arg.clone(), crate::inputs::parent_placeholder(&p.name));
+            }
+            let Ok(analysis) = df.analyze(&args, spec.target.as_deref()) else {
+                return all;
+            };
+            spec.parents
+                .iter()
+                .filter(|p| {
+                    let ph = crate::inputs::parent_placeholder(&p.name);
+                    analysis
+                        .images
+                        .iter()
+                        .any(|u| u.reference == ph && u.kind == skip_dockerfile::ImageUseKind::From)
+                })
+                .filter_map(|p| index.get(p.name.as_str()).copied())
+                .collect()
+        })
+        .collect()
+}
