@@ -759,9 +759,6 @@ fn binary_decide_runs_under_faults() {
                     .is_some_and(|r| r.contains("decide deadline"))
             })
             .count();
-        if ended_by_deadline > 0 && !stall_run {
-            t.violation(format!("{label}: the deadline fired without a stall"));
-        }
         deadline_hits += ended_by_deadline;
     }
     t.print("binary decide", started.elapsed());
