@@ -1,4 +1,4 @@
-//! The content hash of every image (hash definition v1, documented in the README).
+//! The content hash of every image (hash definition v2, documented in the README).
 //!
 //! Every field is written with a length prefix (or a count for lists) into SHA-256, so no two
 //! different inputs can encode to the same bytes — joined strings could (`ab`+`c` vs `a`+`bc`).
@@ -14,13 +14,18 @@ use anyhow::Context as _;
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use crate::config::{Config, ImageSpec, Upstream};
+use crate::config::{Config, FileModes, ImageSpec, Upstream};
 use crate::context::walk::{Kind, Tree};
 use crate::error::usage;
 use crate::inputs::{Discovery, ImageInputs};
+use skip_dockerfile::Remote;
 
 /// Version of the hash definition; part of every key, bumped on any change to what is hashed.
-pub const HASH_VERSION: u32 = 1;
+/// `tests/golden.rs` pins hashes of fixed trees, so an encoding change cannot slip in unbumped.
+pub const HASH_VERSION: u32 = 2;
+
+/// The definition's name in `hash --json`, the plan and the step summary.
+pub const HASH_DEFINITION: &str = "v2";
 
 /// Domain separation string at the start of every image key.
 const KEY_DOMAIN: &str = "skip-action/image-key";
@@ -149,33 +154,69 @@ const fn libc_o_nofollow() -> i32 {
     }
 }
 
-/// The digest of a set of tree entries: count, then per entry (in path order) path, type, mode and
-/// content digest or link target.
+/// The mode written for an entry: what reaches the image and does not depend on the runner.
+///
+/// `0` when the mode does not count: a symlink (its bits mean nothing on Linux), an entry whose
+/// own mode the copy does not carry (`mode_counts == false`: a copied directory's root, a file
+/// under an octal `--chmod`), or, under `file_modes: git`, a directory or special file (git
+/// records no mode for them; the checkout's umask decides). A regular file under `git` is 644 or
+/// 755 by its owner-exec bit, as git records it.
+pub fn effective_mode(kind: &Kind, mode: u32, mode_counts: bool, modes: FileModes) -> u32 {
+    if !mode_counts || matches!(kind, Kind::Symlink(_)) {
+        return 0;
+    }
+    match (modes, kind) {
+        (FileModes::Exact, _) => mode & 0o7777,
+        (FileModes::Git, Kind::File) => {
+            if mode & 0o100 != 0 {
+                0o755
+            } else {
+                0o644
+            }
+        }
+        (FileModes::Git, _) => 0,
+    }
+}
+
+/// The digest of a set of tree entries: the count, then per entry (in path order) its path, type
+/// and what the type carries: the mode and content digest of a file, the mode of a directory or
+/// special file, the target of a symlink. `mode_counts` (parallel to `indices`, `None` = all
+/// count) says whose own mode reaches the image.
 pub fn tree_digest(
     tree: &Tree,
     indices: &[usize],
+    mode_counts: Option<&[bool]>,
+    modes: FileModes,
     files: &FileDigests,
 ) -> anyhow::Result<[u8; 32]> {
     let mut e = Enc::new(TREE_DOMAIN);
     e.u64(indices.len() as u64);
-    for &i in indices {
+    for (n, &i) in indices.iter().enumerate() {
         let entry = &tree.entries[i];
+        let counts = mode_counts.is_none_or(|m| m.get(n).copied().unwrap_or(true));
+        let mode = effective_mode(&entry.kind, entry.mode, counts, modes) as u64;
         e.str(&entry.path);
-        e.u64(entry.mode as u64);
         match &entry.kind {
             Kind::File => {
                 e.0.update([b'f']);
+                e.u64(mode);
                 let d = files
                     .get(&tree.disk_path(i))
                     .ok_or_else(|| anyhow::anyhow!("internal: {} was not hashed", entry.path))?;
                 e.0.update(d);
             }
-            Kind::Dir => e.0.update([b'd']),
+            Kind::Dir => {
+                e.0.update([b'd']);
+                e.u64(mode);
+            }
             Kind::Symlink(t) => {
                 e.0.update([b'l']);
                 e.str(t);
             }
-            Kind::Other => e.0.update([b'o']),
+            Kind::Other => {
+                e.0.update([b'o']);
+                e.u64(mode);
+            }
         }
     }
     Ok(e.finish())
@@ -189,18 +230,19 @@ pub fn compute(
 ) -> anyhow::Result<Vec<ImageHash>> {
     // 1. Every file any image can see, hashed once.
     let mut wanted = Vec::new();
-    let mut first_user: Vec<Option<&ImageInputs>> = vec![None; discovery.selection_count];
-    for img in &discovery.images {
+    let mut first_user: Vec<Option<(&ImageInputs, FileModes)>> =
+        vec![None; discovery.selection_count];
+    for (spec, img) in config.images.iter().zip(&discovery.images) {
         if first_user[img.selection_id].is_none() {
-            first_user[img.selection_id] = Some(img);
+            first_user[img.selection_id] = Some((img, spec.file_modes));
             collect_files(
                 &discovery.trees[img.tree],
                 &img.selection.indices,
                 &mut wanted,
             );
         }
-        if let Some(x) = img.extra {
-            let t = &discovery.trees[x];
+        for x in img.extra.iter().chain(img.generated.iter().map(|(_, t)| t)) {
+            let t = &discovery.trees[*x];
             collect_files(t, &t.all_indices(), &mut wanted);
         }
     }
@@ -214,11 +256,17 @@ pub fn compute(
         "hashed files"
     );
 
-    // 2. One digest per distinct selection.
+    // 2. One digest per distinct selection (the selection key includes the file-mode policy).
     let sel_digest: Vec<[u8; 32]> = first_user
         .iter()
-        .map(|img| match img {
-            Some(img) => tree_digest(&discovery.trees[img.tree], &img.selection.indices, &files),
+        .map(|u| match u {
+            Some((img, modes)) => tree_digest(
+                &discovery.trees[img.tree],
+                &img.selection.indices,
+                Some(&img.selection.mode_counts),
+                *modes,
+                &files,
+            ),
             None => Err(anyhow::anyhow!("internal: a selection has no image")),
         })
         .collect::<anyhow::Result<_>>()?;
@@ -227,21 +275,31 @@ pub fn compute(
     let mut out: Vec<ImageHash> = Vec::with_capacity(config.images.len());
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, (spec, inputs)) in config.images.iter().zip(&discovery.images).enumerate() {
-        let extra = match inputs.extra {
-            Some(x) => {
-                let t = &discovery.trees[x];
-                Some(tree_digest(t, &t.all_indices(), &files)?)
-            }
-            None => None,
+        let whole_tree = |x: usize| {
+            let t = &discovery.trees[x];
+            tree_digest(t, &t.all_indices(), None, spec.file_modes, &files)
         };
-        let h = image_key(
+        let extra = inputs.extra.map(whole_tree).transpose()?;
+        let generated = inputs
+            .generated
+            .iter()
+            .map(|(path, x)| Ok((path.clone(), whole_tree(*x)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let parents: Vec<&ImageHash> = spec
+            .parents
+            .iter()
+            .map(|p| &out[by_name[p.name.as_str()]])
+            .collect();
+        let h = image_hash(
             config,
             spec,
             inputs,
-            sel_digest[inputs.selection_id],
-            extra,
-            &out,
-            &by_name,
+            Digests {
+                context: sel_digest[inputs.selection_id],
+                inputs: extra,
+                generated,
+            },
+            &parents,
             opts,
         )?;
         by_name.insert(spec.name.as_str(), i);
@@ -293,23 +351,130 @@ fn collect_files(tree: &Tree, indices: &[usize], out: &mut Vec<PathBuf>) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn image_key(
+/// The value an ARG is hashed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgValue {
+    /// Not passed: the Dockerfile's default (or the base image's ENV) applies.
+    Unset,
+    /// Passed as this text.
+    Text(String),
+    /// The image reference of this parent: hashed as the parent's name and full hash, not as
+    /// where it lives, so a registry move, a fork or a mirror keeps every hash.
+    Parent { name: String, hash: String },
+}
+
+/// The digests of an image's file inputs.
+pub struct Digests {
+    /// The selected context entries.
+    pub context: [u8; 32],
+    /// The `inputs:` entries, if the image has any.
+    pub inputs: Option<[u8; 32]>,
+    /// Each `generated:` path (in config order) and the digest of its declared sources.
+    pub generated: Vec<(String, [u8; 32])>,
+}
+
+/// Every field of one image's key, in the order the README's "The hash (definition version 2)"
+/// lists them; [`KeyFields::encode`] writes them, and nothing else enters the hash.
+pub struct KeyFields<'a> {
+    pub dockerfile: &'a [u8],
+    pub target: Option<&'a str>,
+    /// Sorted and deduplicated (the config does that).
+    pub platforms: &'a [String],
+    /// Declared ARGs (and predefined ones passed), by name.
+    pub args: &'a BTreeMap<String, ArgValue>,
+    pub digests: &'a Digests,
+    /// Parents' names and full hashes, in `from:` order.
+    pub parents: &'a [(String, String)],
+    /// Outside images and their digests (`upstream: digest`), sorted, deduplicated.
+    pub images: &'a [(String, Option<String>)],
+    /// `ADD <url>` sources and their `--checksum`, in Dockerfile order.
+    pub remotes: &'a [Remote],
+}
+
+impl KeyFields<'_> {
+    /// The image key: SHA-256 over the length-prefixed fields (README, definition version 2).
+    pub fn encode(&self) -> [u8; 32] {
+        let mut e = Enc::new(KEY_DOMAIN);
+        e.str("dockerfile");
+        e.bytes(self.dockerfile);
+        e.str("target");
+        e.opt(self.target);
+        e.str("platforms");
+        e.u64(self.platforms.len() as u64);
+        for p in self.platforms {
+            e.str(p);
+        }
+        e.str("args");
+        e.u64(self.args.len() as u64);
+        for (name, value) in self.args {
+            e.str(name);
+            match value {
+                ArgValue::Unset => e.0.update([0u8]),
+                ArgValue::Text(t) => {
+                    e.0.update([1u8]);
+                    e.str(t);
+                }
+                ArgValue::Parent { name, hash } => {
+                    e.0.update([2u8]);
+                    e.str(name);
+                    e.str(hash);
+                }
+            }
+        }
+        e.str("context");
+        e.0.update(self.digests.context);
+        e.str("inputs");
+        match self.digests.inputs {
+            None => e.0.update([0u8]),
+            Some(d) => {
+                e.0.update([1u8]);
+                e.0.update(d);
+            }
+        }
+        e.str("generated");
+        e.u64(self.digests.generated.len() as u64);
+        for (path, d) in &self.digests.generated {
+            e.str(path);
+            e.0.update(d);
+        }
+        e.str("parents");
+        e.u64(self.parents.len() as u64);
+        for (n, h) in self.parents {
+            e.str(n);
+            e.str(h);
+        }
+        e.str("images");
+        e.u64(self.images.len() as u64);
+        for (r, d) in self.images {
+            e.str(r);
+            e.opt(d.as_deref());
+        }
+        e.str("remotes");
+        e.u64(self.remotes.len() as u64);
+        for r in self.remotes {
+            e.str(&r.url);
+            e.opt(r.checksum.as_deref());
+        }
+        e.finish()
+    }
+}
+
+/// Gather one image's key fields, encode them, and render its tag.
+fn image_hash(
     config: &Config,
     spec: &ImageSpec,
     inputs: &ImageInputs,
-    context: [u8; 32],
-    extra: Option<[u8; 32]>,
-    done: &[ImageHash],
-    by_name: &HashMap<&str, usize>,
+    digests: Digests,
+    parent_hashes: &[&ImageHash],
     opts: &HashOptions,
 ) -> anyhow::Result<ImageHash> {
     let mut build_args = spec.args.clone();
     let mut parents = Vec::new();
-    for p in &spec.parents {
-        let ph = &done[by_name[p.name.as_str()]];
+    let mut parent_args: HashMap<&str, (String, String)> = HashMap::new();
+    for (p, ph) in spec.parents.iter().zip(parent_hashes) {
         build_args.insert(p.arg.clone(), ph.image.clone());
         parents.push((p.name.clone(), ph.full.clone()));
+        parent_args.insert(p.arg.as_str(), (p.name.clone(), ph.full.clone()));
     }
     // Declared ARGs, plus args BuildKit reads without a declaration when they are passed.
     let declared: BTreeMap<String, Option<String>> = inputs
@@ -322,6 +487,20 @@ fn image_key(
                 .filter(|(k, _)| is_predefined_arg(k))
                 .map(|(k, v)| (k.clone(), Some(v.clone()))),
         )
+        .collect();
+    let args: BTreeMap<String, ArgValue> = declared
+        .iter()
+        .map(|(k, v)| {
+            let value = match (parent_args.get(k.as_str()), v) {
+                (Some((name, hash)), _) => ArgValue::Parent {
+                    name: name.clone(),
+                    hash: hash.clone(),
+                },
+                (None, Some(t)) => ArgValue::Text(t.clone()),
+                (None, None) => ArgValue::Unset,
+            };
+            (k.clone(), value)
+        })
         .collect();
     let mut outside: Vec<(String, Option<String>)> = Vec::new();
     for u in &inputs.outside {
@@ -340,51 +519,17 @@ fn image_key(
     outside.sort();
     outside.dedup();
 
-    let mut e = Enc::new(KEY_DOMAIN);
-    e.str("dockerfile");
-    e.bytes(&inputs.dockerfile);
-    e.str("target");
-    e.opt(spec.target.as_deref());
-    e.str("platforms");
-    e.u64(spec.platforms.len() as u64);
-    for p in &spec.platforms {
-        e.str(p);
+    let full = hex(&KeyFields {
+        dockerfile: &inputs.dockerfile,
+        target: spec.target.as_deref(),
+        platforms: &spec.platforms,
+        args: &args,
+        digests: &digests,
+        parents: &parents,
+        images: &outside,
+        remotes: &inputs.remotes,
     }
-    e.str("args");
-    e.u64(declared.len() as u64);
-    for (k, v) in &declared {
-        e.str(k);
-        e.opt(v.as_deref());
-    }
-    e.str("context");
-    e.0.update(context);
-    e.str("inputs");
-    match extra {
-        None => e.0.update([0u8]),
-        Some(d) => {
-            e.0.update([1u8]);
-            e.0.update(d);
-        }
-    }
-    e.str("parents");
-    e.u64(parents.len() as u64);
-    for (n, h) in &parents {
-        e.str(n);
-        e.str(h);
-    }
-    e.str("images");
-    e.u64(outside.len() as u64);
-    for (r, d) in &outside {
-        e.str(r);
-        e.opt(d.as_deref());
-    }
-    e.str("remotes");
-    e.u64(inputs.remotes.len() as u64);
-    for r in &inputs.remotes {
-        e.str(&r.url);
-        e.opt(r.checksum.as_deref());
-    }
-    let full = hex(&e.finish());
+    .encode());
     let short = full[..config.hash_length].to_string();
 
     let mut vars = spec.vars.clone();
@@ -417,7 +562,7 @@ fn image_key(
         full,
         build_args,
         declared,
-        context_digest: hex(&context),
+        context_digest: hex(&digests.context),
         context_entries: inputs.selection.indices.len(),
         parents,
         outside,

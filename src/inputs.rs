@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use skip_dockerfile::{Dockerfile, ImageUse, Remote, Source};
 
-use crate::config::{Config, ContextScope, ImageSpec};
+use crate::config::{Config, ContextScope, FileModes, ImageSpec};
 use crate::context::select::{self, Selection};
 use crate::context::walk::{self, Entry, Kind, Tree};
 use crate::context::{self, IgnoreRules};
@@ -54,12 +54,38 @@ pub struct ImageInputs {
     pub remotes: Vec<Remote>,
     /// Tree index of the `inputs:` entries, if the image has any.
     pub extra: Option<usize>,
+    /// Each `generated:` path and the tree index of its declared sources.
+    pub generated: Vec<(String, usize)>,
+    /// Glob sources that match nothing (allowed: Docker's optional-file idiom), with whether a
+    /// `generated:` declaration covers them.
+    pub empty_globs: Vec<EmptyGlob>,
     /// Things the user should know (e.g. a parent the Dockerfile never uses).
     pub warnings: Vec<String>,
 }
 
-/// Images with the same tree, source patterns and whole-context reason select the same entries.
-type SelectionKey = (usize, Vec<String>, Option<String>);
+/// A COPY/ADD glob that matched nothing when decide ran.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EmptyGlob {
+    pub pattern: String,
+    pub line: usize,
+    /// A `generated:` entry covers it: its declared sources are hashed.
+    pub generated: bool,
+}
+
+/// Whether the `generated:` key `key` covers the context path `path`: the same path, a
+/// directory above it, or a glob that matches it.
+fn covers(key: &str, path: &str) -> bool {
+    path == key
+        || key.is_empty()
+        || path.strip_prefix(key).is_some_and(|r| r.starts_with('/'))
+        || (key.contains(['*', '?', '['])
+            && key.split('/').count() == path.split('/').count()
+            && skip_dockerignore::path_match(key, path).unwrap_or(false))
+}
+
+/// Images with the same tree, sources, whole-context reason and file-mode policy select (and
+/// hash) the same entries.
+type SelectionKey = (usize, Vec<Source>, Option<String>, FileModes);
 
 /// Placeholder passed for a parent's image arg during analysis: the real reference contains the
 /// parent's hash, which is only known after hashing. `FROM ${BASE_IMAGE}` resolving to this value
@@ -162,19 +188,32 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
             .cloned()
             .collect();
 
-        let patterns: Vec<String> = analysis.sources.iter().map(|s| s.pattern.clone()).collect();
         let mut whole = analysis.whole_context.clone();
         if spec.scope == ContextScope::All {
             whole = Some("context_scope: all".into());
-        } else if whole.is_none() && patterns.iter().any(|p| p.contains("skip-action.invalid")) {
+        } else if whole.is_none()
+            && analysis
+                .sources
+                .iter()
+                .any(|s| s.pattern.contains("skip-action.invalid"))
+        {
             whole = Some("a COPY source depends on a parent's image reference".into());
         }
-        let sel_key = (tree, patterns.clone(), whole.clone());
+        // Line numbers do not change what is selected: leave them out of the sharing key.
+        let key_sources: Vec<Source> = analysis
+            .sources
+            .iter()
+            .map(|s| Source {
+                line: 0,
+                ..s.clone()
+            })
+            .collect();
+        let sel_key = (tree, key_sources, whole.clone(), spec.file_modes);
         let (selection, selection_id) = match selections.get(&sel_key) {
             Some(s) => s.clone(),
             None => {
                 let s = (
-                    Arc::new(select::select(&trees[tree], &patterns, whole)),
+                    Arc::new(select::select(&trees[tree], &analysis.sources, whole)),
                     selections.len(),
                 );
                 selections.insert(sel_key, s.clone());
@@ -190,12 +229,57 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
             }
         }
 
+        // A literal source that is not there: the build fails, or copies whatever an earlier
+        // job put there — which no hash of this checkout can see. Refuse, unless the config
+        // declares what the path is generated from.
+        for m in &selection.missing {
+            if spec.generated.iter().any(|(k, _)| covers(k, &m.pattern)) {
+                continue;
+            }
+            let line = analysis
+                .sources
+                .iter()
+                .find(|s| s.pattern == m.pattern)
+                .map_or(m.line, |s| s.line);
+            return Err(usage(format!(
+                "{}:{line}: {} source `{}` (image {}) is not in the build context {}: it is missing or left out by .dockerignore. \
+                 If a build job creates it, declare what it is made from so the hash covers it: \
+                 `images.{}.generated: {{\"{}\": [\"<source globs>\"]}}` in {}; otherwise fix the path",
+                spec.dockerfile,
+                m.instruction,
+                m.pattern,
+                spec.name,
+                spec.context,
+                spec.image,
+                m.pattern,
+                config.path.display()
+            )));
+        }
+        let empty_globs = selection
+            .empty_globs
+            .iter()
+            .map(|g| EmptyGlob {
+                pattern: g.pattern.clone(),
+                line: analysis
+                    .sources
+                    .iter()
+                    .find(|s| s.pattern == g.pattern)
+                    .map_or(g.line, |s| s.line),
+                generated: spec.generated.iter().any(|(k, _)| covers(k, &g.pattern)),
+            })
+            .collect();
+
         let extra = if spec.inputs.is_empty() {
             None
         } else {
-            trees.push(expand_inputs(&workspace, spec)?);
+            trees.push(expand_globs(&workspace, spec, &spec.inputs, "input")?);
             Some(trees.len() - 1)
         };
+        let mut generated = Vec::with_capacity(spec.generated.len());
+        for (path, globs) in &spec.generated {
+            trees.push(expand_globs(&workspace, spec, globs, "generated source")?);
+            generated.push((path.clone(), trees.len() - 1));
+        }
 
         images.push(ImageInputs {
             dockerfile: bytes,
@@ -208,6 +292,8 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
             outside,
             remotes: analysis.remotes,
             extra,
+            generated,
+            empty_globs,
             warnings,
         });
     }
@@ -251,36 +337,41 @@ fn load_dockerfile(
     Ok((Arc::new(bytes), Arc::new(df)))
 }
 
-/// Expand `inputs:` globs into a pseudo-tree rooted at the workspace. Not subject to
-/// `.dockerignore` (the user asked for these paths explicitly); symlinks are recorded, not followed;
-/// matches outside the workspace are refused.
-fn expand_inputs(workspace: &Path, spec: &ImageSpec) -> anyhow::Result<Tree> {
+/// Expand `inputs:` (or `generated:` source) globs into a pseudo-tree rooted at the workspace.
+/// Not subject to `.dockerignore` (the user asked for these paths explicitly); symlinks are
+/// recorded, not followed; matches outside the workspace are refused.
+fn expand_globs(
+    workspace: &Path,
+    spec: &ImageSpec,
+    patterns: &[String],
+    what: &str,
+) -> anyhow::Result<Tree> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let opts = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,
         require_literal_leading_dot: false,
     };
-    for pattern in &spec.inputs {
+    for pattern in patterns {
         let full = workspace.join(pattern);
         let full = full.to_str().ok_or_else(|| {
             usage(format!(
-                "image {}: input `{pattern}` is not UTF-8",
+                "image {}: {what} `{pattern}` is not UTF-8",
                 spec.name
             ))
         })?;
         // The glob crate follows symlinked directories without end (two looping links made `**`
         // visit 2^40 paths) and out of the workspace: look at the region first.
         check_glob_region(workspace, pattern)
-            .map_err(|e| usage(format!("image {}: input `{pattern}`: {e}", spec.name)))?;
+            .map_err(|e| usage(format!("image {}: {what} `{pattern}`: {e}", spec.name)))?;
         let mut matched = false;
         for m in glob::glob_with(full, opts)
-            .map_err(|e| usage(format!("image {}: input `{pattern}`: {e}", spec.name)))?
+            .map_err(|e| usage(format!("image {}: {what} `{pattern}`: {e}", spec.name)))?
         {
-            let m = m.with_context(|| format!("image {}: input `{pattern}`", spec.name))?;
+            let m = m.with_context(|| format!("image {}: {what} `{pattern}`", spec.name))?;
             let rel = m.strip_prefix(workspace).map_err(|_| {
                 usage(format!(
-                    "image {}: input `{pattern}` matched {} outside the workspace",
+                    "image {}: {what} `{pattern}` matched {} outside the workspace",
                     spec.name,
                     m.display()
                 ))
@@ -291,7 +382,7 @@ fn expand_inputs(workspace: &Path, spec: &ImageSpec) -> anyhow::Result<Tree> {
                 .unwrap_or(false);
             if !parent_ok {
                 return Err(usage(format!(
-                    "image {}: input `{pattern}` reaches {} through a symlink outside the workspace",
+                    "image {}: {what} `{pattern}` reaches {} through a symlink outside the workspace",
                     spec.name,
                     m.display()
                 )));
@@ -311,7 +402,7 @@ fn expand_inputs(workspace: &Path, spec: &ImageSpec) -> anyhow::Result<Tree> {
             }
         }
         if !matched {
-            tracing::warn!(image = %spec.name, pattern = %pattern, "input pattern matched nothing");
+            tracing::warn!(image = %spec.name, pattern = %pattern, "{what} pattern matched nothing");
         }
     }
     Ok(Tree {

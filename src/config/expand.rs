@@ -79,6 +79,25 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
                 )
             })?;
         }
+        let mut generated = Vec::with_capacity(img.generated.len());
+        for (path, globs) in &img.generated {
+            let k = format!("images.{key}.generated.{path}");
+            check_rel_path(path).map_err(|m| err(&k, m))?;
+            if globs.is_empty() {
+                return Err(err(
+                    &k,
+                    "lists no sources; name the globs the generated path is built from, e.g. [\"src/**\", \"go.mod\"]".into(),
+                ));
+            }
+            for (i, g) in globs.iter().enumerate() {
+                let k = format!("{k}[{i}]");
+                check_rel_path(g).map_err(|m| err(&k, m))?;
+                glob::Pattern::new(g)
+                    .map_err(|e| err(&k, format!("bad glob `{g}`: {e}")))?;
+            }
+            let clean: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+            generated.push((clean.join("/"), globs.clone()));
+        }
         let repository = img
             .repository
             .clone()
@@ -274,6 +293,8 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
                     inputs: img.inputs.clone(),
                     scope: img.context_scope.unwrap_or_default(),
                     upstream: img.upstream.unwrap_or_default(),
+                    file_modes: img.file_modes.or(raw.file_modes).unwrap_or_default(),
+                    generated: generated.clone(),
                     vars,
                     level: 0,
                 },

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::error::usage;
-pub use schema::{ContextScope, Upstream};
+pub use schema::{ContextScope, FileModes, Upstream};
 pub use template::Template;
 
 /// Where the config is looked for when `--config` is not given, in order.
@@ -73,6 +73,11 @@ pub struct ImageSpec {
     pub scope: ContextScope,
     /// How outside `FROM` images count.
     pub upstream: Upstream,
+    /// Which file modes count.
+    pub file_modes: FileModes,
+    /// Generated context paths and the globs (relative to the working directory) of their
+    /// sources, in config order.
+    pub generated: Vec<(String, Vec<String>)>,
     /// Template variables known before hashing: `name`, `variant`, matrix axes.
     pub vars: BTreeMap<String, String>,
     /// 0 for images without parents, else 1 + the deepest parent's level.

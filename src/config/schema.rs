@@ -23,6 +23,9 @@ pub struct RawConfig {
     /// Registries reached over plain http besides localhost.
     #[serde(default)]
     pub insecure_registries: Vec<String>,
+    /// Default `file_modes` of every image.
+    #[serde(default)]
+    pub file_modes: Option<FileModes>,
     /// The images, in the order the user wrote them.
     pub images: IndexMap<String, RawImage>,
 }
@@ -61,6 +64,13 @@ pub struct RawImage {
     pub context_scope: Option<ContextScope>,
     #[serde(default)]
     pub upstream: Option<Upstream>,
+    /// Which file modes count (default: the top-level `file_modes`, else `git`).
+    #[serde(default)]
+    pub file_modes: Option<FileModes>,
+    /// Context paths a build job creates before this image is built (a binary, a wheel), each
+    /// with the globs (relative to the repository root) of the sources it is made from.
+    #[serde(default)]
+    pub generated: IndexMap<String, Vec<String>>,
 }
 
 /// `from: base` or `from: [a, b]`.
@@ -145,4 +155,26 @@ pub enum Upstream {
     Tag,
     /// The reference and its current digest, resolved from the registry by `decide`.
     Digest,
+}
+
+/// Which permission bits of context files count.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FileModes {
+    /// What a git commit records: a regular file is 644 or 755 by its owner-exec bit, a
+    /// directory has no mode. The same commit then hashes the same under any umask.
+    #[default]
+    Git,
+    /// Every permission bit as found on disk (`mode & 0o7777`), directories included.
+    Exact,
+}
+
+impl FileModes {
+    /// The name used in the config and in `hash --json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileModes::Git => "git",
+            FileModes::Exact => "exact",
+        }
+    }
 }

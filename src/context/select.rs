@@ -8,32 +8,167 @@
 //! cannot be decided exactly (a glob that could pass through a symlinked directory), the whole
 //! context is selected — hashing too much costs a rebuild, hashing too little ships a stale image.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+
+use skip_dockerfile::Source;
+use skip_dockerignore::DockerIgnore;
 
 use super::walk::{Kind, Tree};
 
 /// The selected entries, as sorted indices into [`Tree::entries`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selection {
     pub indices: Vec<usize>,
+    /// For each of `indices`: whether the entry's own mode reaches the image. It does not for
+    /// the root directory of a copy (COPY copies a directory's contents, not the directory) nor
+    /// for files copied with an octal `--chmod` (the mode is replaced).
+    pub mode_counts: Vec<bool>,
     /// Why the whole context was taken, when it was.
     pub whole: Option<String>,
+    /// Literal sources that name nothing in the context (missing, or left out by
+    /// `.dockerignore`): the build would fail, or copy what a later job puts there.
+    pub missing: Vec<Source>,
+    /// Glob sources that match nothing (Docker's optional-file idiom): allowed, reported.
+    pub empty_globs: Vec<Source>,
 }
 
 /// Symlink hops allowed while resolving one path (Linux's limit).
 const MAX_LINK_HOPS: usize = 40;
 
-/// Select for `patterns` (cleaned, context-relative, `.` = everything). `whole` forces the whole
-/// context with that reason.
-pub fn select(tree: &Tree, patterns: &[String], whole: Option<String>) -> Selection {
-    if let Some(reason) = whole {
-        return everything(tree, reason);
+/// Entries picked so far: index → whether the entry's mode reaches the image. An entry picked
+/// by several sources counts its mode when any of them copies it with its mode.
+#[derive(Default)]
+struct Picked {
+    entries: BTreeMap<usize, bool>,
+    links: Vec<usize>,
+}
+
+impl Picked {
+    fn add(&mut self, tree: &Tree, i: usize, mode_counts: bool) {
+        let e = self.entries.entry(i).or_insert(mode_counts);
+        *e |= mode_counts;
+        if matches!(tree.entries[i].kind, Kind::Symlink(_)) {
+            self.links.push(i);
+        }
     }
-    let mut picked: BTreeSet<usize> = BTreeSet::new();
-    let mut link_queue: Vec<usize> = Vec::new();
-    for pat in patterns {
+}
+
+/// Select for `sources` (cleaned, context-relative, `.` = everything). `whole` forces the whole
+/// context with that reason. Absent sources are reported either way: a literal source missing
+/// at decide time is a hole in any selection, the whole context included.
+pub fn select(tree: &Tree, sources: &[Source], whole: Option<String>) -> Selection {
+    let (missing, empty_globs) = absent(tree, sources);
+    let mut sel = match whole {
+        Some(reason) => everything(tree, reason),
+        None => select_used(tree, sources),
+    };
+    sel.missing = missing;
+    sel.empty_globs = empty_globs;
+    sel
+}
+
+/// Sources that select nothing: literal ones (an error for the caller) and globs (allowed).
+fn absent(tree: &Tree, sources: &[Source]) -> (Vec<Source>, Vec<Source>) {
+    let mut missing = Vec::new();
+    let mut empty = Vec::new();
+    for s in sources {
+        let pat = s.pattern.as_str();
         if pat == "." || pat.is_empty() {
-            return everything(tree, format!("a source is the whole context (`{pat}`)"));
+            continue;
+        }
+        let found = if has_glob(pat) {
+            if let Some(pivot) = &s.pivot {
+                let inc = s.include_pattern().unwrap_or(pat);
+                !has_glob(pivot) && matches_below(tree, pivot, inc, s)
+            } else {
+                tree.entries.iter().any(|e| glob_match(pat, &e.path))
+                    || glob_may_cross_symlink(tree, pat).is_some()
+            }
+        } else {
+            resolve(tree, pat).and_then(|r| tree.find(&r)).is_some()
+        };
+        if !found {
+            if has_glob(pat) {
+                empty.push(s.clone());
+            } else {
+                missing.push(s.clone());
+            }
+        }
+    }
+    (missing, empty)
+}
+
+/// Whether a `--parents` include pattern matches anything below `pivot`.
+fn matches_below(tree: &Tree, pivot: &str, include: &str, s: &Source) -> bool {
+    let mut found = false;
+    parents_walk(tree, pivot, include, s, &mut |_, _| found = true);
+    found
+}
+
+fn select_used(tree: &Tree, sources: &[Source]) -> Selection {
+    let mut picked = Picked::default();
+    for s in sources {
+        let pat = s.pattern.as_str();
+        if pat == "." || pat.is_empty() {
+            if s.pivot.is_none() && s.excludes.is_empty() && !s.chmod_fixed {
+                return everything(tree, format!("a source is the whole context (`{pat}`)"));
+            }
+            // `.` with flags: the context root is the copy root.
+            copy_root(tree, None, s, &mut picked);
+            continue;
+        }
+        if let Some(pivot) = &s.pivot {
+            if has_glob(pivot) {
+                return everything(
+                    tree,
+                    format!(
+                        "line {}: {} --parents source `{pat}` has a wildcard before its `/./` pivot",
+                        s.line, s.instruction
+                    ),
+                );
+            }
+            let include = s.include_pattern().unwrap_or(pat);
+            if include.starts_with(['#', '!']) {
+                return everything(
+                    tree,
+                    format!(
+                        "line {}: {} --parents pattern `{include}` starts with `{}`",
+                        s.line,
+                        s.instruction,
+                        &include[..1]
+                    ),
+                );
+            }
+            let real_pivot = if pivot == "." {
+                Some(String::new())
+            } else {
+                resolve(tree, pivot)
+            };
+            for i in links_on_path(tree, pivot) {
+                picked.add(tree, i, false);
+            }
+            let Some(real_pivot) = real_pivot else {
+                continue;
+            };
+            let mut hits = Vec::new();
+            parents_walk(tree, &real_pivot, include, s, &mut |i, _| hits.push(i));
+            for i in hits {
+                // The match, then every directory between the pivot and it: BuildKit recreates
+                // them with the source directories' metadata.
+                let file_mode = !(s.chmod_fixed && tree.entries[i].kind == Kind::File);
+                picked.add(tree, i, file_mode);
+                let mut p = tree.entries[i].path.as_str();
+                while let Some((parent, _)) = p.rsplit_once('/') {
+                    if parent.len() <= real_pivot.len() {
+                        break;
+                    }
+                    if let Some(j) = tree.find(parent) {
+                        picked.add(tree, j, true);
+                    }
+                    p = parent;
+                }
+            }
+            continue;
         }
         if has_glob(pat) {
             if let Some(link) = glob_may_cross_symlink(tree, pat) {
@@ -42,26 +177,28 @@ pub fn select(tree: &Tree, patterns: &[String], whole: Option<String>) -> Select
                     format!("glob `{pat}` may pass through symlink `{link}`"),
                 );
             }
-            for (i, e) in tree.entries.iter().enumerate() {
-                if glob_match(pat, &e.path) {
-                    add_subtree(tree, i, &mut picked, &mut link_queue);
-                }
+            let roots: Vec<usize> = (0..tree.entries.len())
+                .filter(|&i| glob_match(pat, &tree.entries[i].path))
+                .collect();
+            for i in roots {
+                copy_root(tree, Some(i), s, &mut picked);
             }
         } else {
             if let Some(i) = resolve(tree, pat).and_then(|real| tree.find(&real)) {
-                add_subtree(tree, i, &mut picked, &mut link_queue);
+                copy_root(tree, Some(i), s, &mut picked);
             }
             // The literal path may go through links: select the links on the way, too, so that
             // retargeting one of them changes the hash.
             for i in links_on_path(tree, pat) {
-                picked.insert(i);
-                link_queue.push(i);
+                picked.add(tree, i, false);
             }
         }
     }
     // Follow selected symlinks to their targets inside the context (transitively, loop-safe).
-    let mut followed: BTreeSet<usize> = BTreeSet::new();
-    while let Some(i) = link_queue.pop() {
+    // COPY copies a link as a link (only a source's own root is followed), so this can only
+    // select more than the build reads; the targets' modes count.
+    let mut followed = std::collections::BTreeSet::new();
+    while let Some(i) = picked.links.pop() {
         if !followed.insert(i) {
             continue;
         }
@@ -71,37 +208,124 @@ pub fn select(tree: &Tree, patterns: &[String], whole: Option<String>) -> Select
         let joined = join_link(&tree.entries[i].path, target);
         if let Some(real) = resolve(tree, &joined) {
             if let Some(t) = tree.find(&real) {
-                add_subtree(tree, t, &mut picked, &mut link_queue);
+                add_subtree(tree, t, &mut picked, true, None);
             }
         }
         for j in links_on_path(tree, &joined) {
-            picked.insert(j);
-            link_queue.push(j);
+            picked.add(tree, j, false);
         }
     }
+    let (indices, mode_counts) = picked.entries.into_iter().unzip();
     Selection {
-        indices: picked.into_iter().collect(),
-        whole: None,
+        indices,
+        mode_counts,
+        ..Selection::default()
+    }
+}
+
+/// One copy root (an entry a source names or a glob matches; `None` = the context root): a file
+/// is copied with its mode (unless `--chmod` replaces it); a directory's contents are copied,
+/// not the directory itself, so its own mode does not reach the image; `--exclude` patterns
+/// leave out entries below the root (never the root itself, as in BuildKit).
+fn copy_root(tree: &Tree, root: Option<usize>, s: &Source, picked: &mut Picked) {
+    match root {
+        Some(i) if tree.entries[i].kind != Kind::Dir => {
+            let mode = !(s.chmod_fixed && tree.entries[i].kind == Kind::File);
+            picked.add(tree, i, mode);
+        }
+        Some(i) => {
+            picked.add(tree, i, false);
+            add_subtree(tree, i, picked, false, Some(s));
+        }
+        None => add_subtree_of(tree, "", picked, Some(s)),
+    }
+}
+
+/// Everything strictly below directory entry `i` (and `i` itself when `include_self`).
+fn add_subtree(tree: &Tree, i: usize, picked: &mut Picked, include_self: bool, s: Option<&Source>) {
+    if include_self {
+        picked.add(tree, i, true);
+    }
+    if tree.entries[i].kind == Kind::Dir {
+        let path = tree.entries[i].path.clone();
+        add_subtree_of(tree, &path, picked, s);
+    }
+}
+
+fn add_subtree_of(tree: &Tree, dir: &str, picked: &mut Picked, s: Option<&Source>) {
+    let excludes = s.and_then(exclude_matcher);
+    let chmod = s.is_some_and(|s| s.chmod_fixed);
+    for j in tree.below(dir) {
+        let e = &tree.entries[j];
+        if let Some(ex) = &excludes {
+            let rel = if dir.is_empty() {
+                e.path.as_str()
+            } else {
+                &e.path[dir.len() + 1..]
+            };
+            // An excluded directory is still recorded: BuildKit recreates it when something
+            // below it is re-included, and counting it can only hash more.
+            if e.kind != Kind::Dir && ex.is_excluded(rel) {
+                continue;
+            }
+        }
+        picked.add(tree, j, !(chmod && e.kind == Kind::File));
+    }
+}
+
+/// The `--exclude` patterns of `s` as a matcher, when they can be applied exactly: patterns
+/// with `!` exceptions are where `.dockerignore` and `--exclude` matching part ways in corner
+/// cases, so then nothing is excluded (hashing more is safe, less is not).
+fn exclude_matcher(s: &Source) -> Option<DockerIgnore> {
+    if s.excludes.is_empty() || s.excludes.iter().any(|x| x.trim_start().starts_with('!')) {
+        return None;
+    }
+    DockerIgnore::from_patterns(&s.excludes).ok()
+}
+
+/// Call `hit(i, rel)` for every entry strictly below `pivot` (already resolved) that the
+/// `--parents` include pattern matches (`.dockerignore` rules: `**` is any depth, including
+/// none; a matched directory includes everything below it) and no `--exclude` removes.
+fn parents_walk(
+    tree: &Tree,
+    pivot: &str,
+    include: &str,
+    s: &Source,
+    hit: &mut dyn FnMut(usize, &str),
+) {
+    let pivot = if pivot == "." { "" } else { pivot };
+    if !pivot.is_empty() && tree.find(pivot).is_none() {
+        return;
+    }
+    let Ok(inc) = DockerIgnore::from_patterns([include]) else {
+        return;
+    };
+    let excludes = exclude_matcher(s);
+    for j in tree.below(pivot) {
+        let path = tree.entries[j].path.as_str();
+        let rel = if pivot.is_empty() {
+            path
+        } else {
+            &path[pivot.len() + 1..]
+        };
+        if !inc.is_excluded(rel) {
+            continue;
+        }
+        if let Some(ex) = &excludes {
+            if tree.entries[j].kind != Kind::Dir && ex.is_excluded(rel) {
+                continue;
+            }
+        }
+        hit(j, rel);
     }
 }
 
 fn everything(tree: &Tree, reason: String) -> Selection {
     Selection {
         indices: tree.all_indices(),
+        mode_counts: vec![true; tree.entries.len()],
         whole: Some(reason),
-    }
-}
-
-fn add_subtree(tree: &Tree, i: usize, picked: &mut BTreeSet<usize>, links: &mut Vec<usize>) {
-    let e = &tree.entries[i];
-    let range = match e.kind {
-        Kind::Dir => tree.below(&e.path),
-        _ => 0..0,
-    };
-    for j in std::iter::once(i).chain(range) {
-        if picked.insert(j) && matches!(tree.entries[j].kind, Kind::Symlink(_)) {
-            links.push(j);
-        }
+        ..Selection::default()
     }
 }
 
@@ -214,7 +438,6 @@ fn links_on_path(tree: &Tree, path: &str) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::context::walk::walk;
-    use skip_dockerignore::DockerIgnore;
     use std::fs;
     use std::os::unix::fs::symlink;
 
@@ -238,9 +461,14 @@ mod tests {
         (d, t)
     }
 
+    fn srcs(pats: &[&str]) -> Vec<Source> {
+        pats.iter()
+            .map(|s| Source::plain(s.to_string(), 1, "COPY"))
+            .collect()
+    }
+
     fn sel(t: &Tree, pats: &[&str]) -> Vec<String> {
-        let pats: Vec<String> = pats.iter().map(|s| s.to_string()).collect();
-        select(t, &pats, None)
+        select(t, &srcs(pats), None)
             .indices
             .iter()
             .map(|i| t.entries[*i].path.clone())
@@ -288,7 +516,7 @@ mod tests {
     #[test]
     fn glob_through_symlink_takes_whole_context() {
         let (_d, t) = setup();
-        let s = select(&t, &["cur*/data".to_string()], None);
+        let s = select(&t, &srcs(&["cur*/data"]), None);
         assert!(s.whole.unwrap().contains("current"));
         assert_eq!(s.indices.len(), t.entries.len());
     }

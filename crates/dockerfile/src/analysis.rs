@@ -56,6 +56,13 @@ fn spend(budget: &mut usize, cost: usize, line: usize) -> Result<(), ParseError>
     Ok(())
 }
 
+/// The substituted flags of one COPY/ADD that shape what it reads.
+#[derive(Debug, Default)]
+struct CopyFlags {
+    excludes: Vec<String>,
+    chmod_fixed: bool,
+}
+
 /// A variable's value as far as static analysis can tell.
 #[derive(Debug, Clone)]
 enum Val {
@@ -366,6 +373,19 @@ impl Ctx<'_> {
 
     fn copy(&mut self, c: &CopyInstr, env: &StageEnv) -> Result<(), ParseError> {
         let name = c.name();
+        if !c.unknown_flags.is_empty() {
+            // A flag we do not know may change what is read (as `--parents` does): hash
+            // everything rather than guess.
+            self.reason(format!(
+                "line {}: {name} flag {} is not understood by this analysis",
+                c.line,
+                c.unknown_flags
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if let Some(from) = &c.from {
             // Sources are paths inside another stage or image, not the context.
             return self.use_ref(
@@ -376,6 +396,7 @@ impl Ctx<'_> {
                 env,
             );
         }
+        let flags = self.copy_flags(c, env)?;
         let strict = c.sources.iter().map(|s| (s, true));
         for (src, is_strict) in strict.chain(c.alt_sources.iter().map(|s| (s, false))) {
             let expanded = match self.expand(src, env, c.line, &format!("{name} source")) {
@@ -413,16 +434,43 @@ impl Ctx<'_> {
                             checksum,
                         });
                     } else {
-                        self.sources.push(Source {
-                            pattern: clean_context_path(&s),
-                            line: c.line,
-                            instruction: name.into(),
-                        });
+                        let mut source = Source::plain(clean_context_path(&s), c.line, name);
+                        source.excludes = flags.excludes.clone();
+                        source.chmod_fixed = flags.chmod_fixed;
+                        if c.parents {
+                            source.pivot = Some(match s.split_once("/./") {
+                                Some((pivot, _)) => clean_context_path(pivot),
+                                None => ".".into(),
+                            });
+                        }
+                        self.sources.push(source);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// `--exclude` and `--chmod` after substitution. An exclude pattern that cannot be
+    /// resolved is dropped (excluding less only hashes more), and so is a `--chmod` that is not
+    /// a known octal mode (a symbolic `u+x` keeps part of the source mode).
+    fn copy_flags(&mut self, c: &CopyInstr, env: &StageEnv) -> Result<CopyFlags, ParseError> {
+        let mut out = CopyFlags::default();
+        for x in &c.excludes {
+            if let Ex::Known(v) = self.expand(x, env, c.line, "--exclude")? {
+                if !v.is_empty() {
+                    out.excludes.push(v);
+                }
+            }
+        }
+        if let Some(m) = &c.chmod {
+            if let Ex::Known(v) = self.expand(m, env, c.line, "--chmod")? {
+                out.chmod_fixed = !v.is_empty()
+                    && v.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                    && u32::from_str_radix(&v, 8).is_ok_and(|m| m <= 0o7777);
+            }
+        }
+        Ok(out)
     }
 
     /// The `--checksum` of an ADD, if it is known; an unknown checksum
@@ -504,11 +552,10 @@ impl Ctx<'_> {
             // No source means the root of the context: all of it.
             let src = source.unwrap_or("");
             match self.expand(src, env, line, "--mount source")? {
-                Ex::Known(s) => self.sources.push(Source {
-                    pattern: clean_context_path(&s),
-                    line,
-                    instruction: "RUN --mount".into(),
-                }),
+                Ex::Known(s) => {
+                    self.sources
+                        .push(Source::plain(clean_context_path(&s), line, "RUN --mount"))
+                }
                 Ex::Unknown(vars) => {
                     let why = self.explain(&vars);
                     self.reason(format!(
@@ -542,6 +589,18 @@ fn missing_target(model: &Model, target: &str) -> ParseError {
         )
     };
     ParseError { line: 0, message }
+}
+
+/// Whether a `# syntax=` image is Docker's own Dockerfile frontend (any tag or digest, with or
+/// without the `docker.io/` prefix), whose rules this analysis follows.
+fn is_dockerfile_frontend(image: &str) -> bool {
+    let name = image.split_once('@').map_or(image, |(n, _)| n);
+    let name = match name.rsplit_once(':') {
+        Some((n, tag)) if !tag.contains('/') => n,
+        _ => name,
+    };
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    name == "docker/dockerfile"
 }
 
 /// Stable order by line, keeping the first of identical entries (ONBUILD
@@ -835,6 +894,27 @@ pub(crate) fn analyze(
         }
     }
 
+    // The frontend: `BUILDKIT_SYNTAX` wins over the `# syntax=` directive. It is an outside
+    // image (a new push of `docker/dockerfile:1` can build differently), and any frontend other
+    // than docker/dockerfile has its own rules for what it reads.
+    let syntax = args
+        .get("BUILDKIT_SYNTAX")
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .or_else(|| model.syntax.clone());
+    if let Some(frontend) = syntax {
+        if !is_dockerfile_frontend(&frontend) {
+            ctx.reason(format!(
+                "the frontend `{frontend}` (# syntax=) is not docker/dockerfile, so its rules for what a build reads are unknown"
+            ));
+        }
+        ctx.images.push(ImageUse {
+            reference: frontend,
+            line: 1,
+            kind: ImageUseKind::Syntax,
+        });
+    }
+
     let whole_context = (!ctx.reasons.is_empty()).then(|| {
         let mut text = ctx.reasons[..ctx.reasons.len().min(MAX_REASONS)].join("; ");
         if ctx.reasons.len() > MAX_REASONS {
@@ -847,7 +927,7 @@ pub(crate) fn analyze(
         sources: order(
             ctx.sources,
             |s| s.line,
-            |s| (s.pattern.clone(), s.line, s.instruction.clone()),
+            |s| s.clone(),
         ),
         whole_context,
         images: order(

@@ -147,12 +147,52 @@ pub struct Analysis {
 }
 
 /// A context path (pattern) read by an instruction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Source {
+    /// The cleaned, context-relative path or glob (`.` = the whole context).
     pub pattern: String,
     pub line: usize,
     /// `"COPY"`, `"ADD"` or `"RUN --mount"`.
     pub instruction: String,
+    /// `--parents`: the pivot directory (cleaned, `.` = the context root).
+    /// `pattern` then starts with it, and the rest is an include pattern
+    /// matched with `.dockerignore` rules (`**` = any depth, including none);
+    /// the directories between the pivot and each match are recreated in the
+    /// image with the source directories' metadata.
+    pub pivot: Option<String>,
+    /// `--exclude=` patterns (substituted), matched with `.dockerignore`
+    /// rules against paths relative to each copied source root.
+    pub excludes: Vec<String>,
+    /// `--chmod=` with an octal mode: the copied files' own modes do not
+    /// reach the image.
+    pub chmod_fixed: bool,
+}
+
+impl Source {
+    /// A plain source: no `--parents`, no `--exclude`, no `--chmod`.
+    pub fn plain(pattern: String, line: usize, instruction: &str) -> Source {
+        Source {
+            pattern,
+            line,
+            instruction: instruction.to_string(),
+            pivot: None,
+            excludes: Vec::new(),
+            chmod_fixed: false,
+        }
+    }
+
+    /// The `--parents` include pattern, relative to [`Source::pivot`].
+    pub fn include_pattern(&self) -> Option<&str> {
+        let pivot = self.pivot.as_deref()?;
+        Some(if pivot == "." {
+            self.pattern.as_str()
+        } else {
+            self.pattern
+                .strip_prefix(pivot)
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(self.pattern.as_str())
+        })
+    }
 }
 
 /// A use of an image from outside the Dockerfile.
@@ -168,6 +208,9 @@ pub enum ImageUseKind {
     From,
     CopyFrom,
     MountFrom,
+    /// The `# syntax=` frontend image (or the `BUILDKIT_SYNTAX` build arg):
+    /// it runs the build, so a new frontend can build a different image.
+    Syntax,
 }
 
 /// A remote ADD source.

@@ -28,6 +28,47 @@ pub(crate) struct CopyInstr {
     /// Extra sources from the shell-form reading of an ambiguous JSON line
     /// (see `Args::Ambiguous`); errors in them are not fatal.
     pub alt_sources: Vec<String>,
+    /// `--parents` (BuildKit: a source becomes an include pattern below an
+    /// optional `/./` pivot, and the directories between are recreated).
+    pub parents: bool,
+    /// `--exclude=` patterns as written (still to be substituted).
+    pub excludes: Vec<String>,
+    /// `--chmod=` as written.
+    pub chmod: Option<String>,
+    /// Flags this analysis does not know, as written: each one could change
+    /// what is read (that is how `--parents` was once missed), so the caller
+    /// hashes the whole context.
+    pub unknown_flags: Vec<String>,
+}
+
+/// COPY flags whose effect on what is read (or on nothing read) is known.
+pub(crate) const COPY_FLAGS: [&str; 6] = ["from", "chown", "chmod", "link", "parents", "exclude"];
+/// ADD flags: COPY's (but `--from`) plus the remote-source ones.
+pub(crate) const ADD_FLAGS: [&str; 8] = [
+    "chown",
+    "chmod",
+    "link",
+    "parents",
+    "exclude",
+    "checksum",
+    "keep-git-dir",
+    "unpack",
+];
+
+/// A boolean flag as BuildKit's BFlags reads it: `--x` or `--x=true` is on,
+/// `--x=false` off; the last one wins. Any other value is kept as `None`
+/// (unknown), which callers treat as on when that is the safe reading.
+fn bool_flag(flags: &[(String, Option<String>)], name: &str) -> Option<bool> {
+    flags
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| match v.as_deref() {
+            None | Some("true") | Some("") => true,
+            Some("false") => false,
+            // BuildKit rejects other values; reading it as on only selects more.
+            Some(_) => true,
+        })
 }
 
 impl CopyInstr {
@@ -75,6 +116,8 @@ pub(crate) struct Stage {
 #[derive(Debug, Clone)]
 pub(crate) struct Model {
     pub escape: char,
+    /// The `# syntax=` directive's image, if any.
+    pub syntax: Option<String>,
     /// Global ARG instructions (before the first FROM), in order.
     pub meta_args: Vec<(usize, Vec<ArgDecl>)>,
     pub stages: Vec<Stage>,
@@ -249,6 +292,25 @@ fn typed(node: &Node, trigger: bool) -> Result<Typed, ParseError> {
                 // A heredoc source is inline content, never a context path.
                 sources: srcs.iter().filter(not_heredoc).cloned().collect(),
                 alt_sources,
+                parents: bool_flag(&fl, "parents").unwrap_or(false),
+                excludes: fl
+                    .iter()
+                    .filter(|(k, _)| k == "exclude")
+                    .filter_map(|(_, v)| v.clone())
+                    .filter(|v| !v.is_empty())
+                    .collect(),
+                chmod: last_flag(&fl, "chmod"),
+                unknown_flags: fl
+                    .iter()
+                    .filter(|(k, _)| {
+                        let known: &[&str] = if is_add { &ADD_FLAGS } else { &COPY_FLAGS };
+                        !known.contains(&k.as_str())
+                    })
+                    .map(|(k, v)| match v {
+                        Some(v) => format!("--{k}={v}"),
+                        None => format!("--{k}"),
+                    })
+                    .collect(),
             }))
         }
         "run" => Typed::Instr(Instr::Run {
@@ -341,6 +403,7 @@ pub(crate) fn build(parsed: Parsed) -> Result<Model, ParseError> {
     }
     Ok(Model {
         escape: parsed.escape,
+        syntax: parsed.syntax,
         meta_args,
         stages,
     })

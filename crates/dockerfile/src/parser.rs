@@ -17,6 +17,8 @@ use crate::ParseError;
 #[derive(Debug, Clone)]
 struct Directives {
     escape: char,
+    /// The `# syntax=` frontend image, if any.
+    syntax: Option<String>,
     done: bool,
     seen: Vec<String>,
 }
@@ -46,6 +48,9 @@ impl Directives {
             return Err(format!("only one {key} parser directive can be used"));
         }
         self.seen.push(key.clone());
+        if key == "syntax" {
+            self.syntax = Some(value.to_string());
+        }
         if key == "escape" {
             match value {
                 "\\" => self.escape = '\\',
@@ -283,6 +288,8 @@ fn parse_node(line: &str, escape: char, line_no: usize, nested: bool) -> Result<
 #[derive(Debug, Clone)]
 pub(crate) struct Parsed {
     pub escape: char,
+    /// The `# syntax=` directive's image, if any.
+    pub syntax: Option<String>,
     pub nodes: Vec<Node>,
     /// Number of physical lines (for messages about the end of the file).
     pub line_count: usize,
@@ -335,6 +342,7 @@ pub(crate) fn parse_nodes(text: &str) -> Result<Parsed, ParseError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut d = Directives {
         escape: '\\',
+        syntax: None,
         done: false,
         seen: Vec::new(),
     };
@@ -374,6 +382,7 @@ pub(crate) fn parse_nodes(text: &str) -> Result<Parsed, ParseError> {
     }
     Ok(Parsed {
         escape: d.escape,
+        syntax: d.syntax,
         nodes,
         line_count: lines.number,
     })
