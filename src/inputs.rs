@@ -353,6 +353,9 @@ fn expand_globs(
         require_literal_leading_dot: false,
     };
     for pattern in patterns {
+        // `dir/**` means everything below `dir`; the glob crate matches only directories there
+        // (or nothing), while a matched directory is walked whole below.
+        let pattern = pattern.strip_suffix("/**").unwrap_or(pattern);
         let full = workspace.join(pattern);
         let full = full.to_str().ok_or_else(|| {
             usage(format!(

@@ -53,6 +53,8 @@ pub struct PlanEntry<'a> {
     pub image: &'a str,
     pub tag: &'a str,
     pub hash: &'a str,
+    /// The hash definition that made `hash` and the tag (README: "The hash").
+    pub hash_version: &'static str,
     pub level: usize,
     pub parents: Vec<&'a str>,
     pub need_build: bool,
@@ -237,6 +239,7 @@ pub fn plan_json(config: &Config, hashes: &[ImageHash], decisions: &[Decision]) 
             image: &h.image,
             tag: &h.tag,
             hash: &h.full,
+            hash_version: crate::hash::HASH_DEFINITION,
             level: s.level,
             parents: s.parents.iter().map(|p| p.name.as_str()).collect(),
             need_build: d.need_build,
@@ -264,9 +267,10 @@ pub fn summary_markdown(
         s.push_str("**Dry run**: nothing will be built, pushed or promoted. The plan below is what a real run would do.\n\n");
     }
     s.push_str(&format!(
-        "{n_build} of {} image(s) to build, {} reused.\n\n",
+        "{n_build} of {} image(s) to build, {} reused. Content tags use hash definition {}.\n\n",
         decisions.len(),
-        decisions.len() - n_build
+        decisions.len() - n_build,
+        crate::hash::HASH_DEFINITION
     ));
     s.push_str("| image | tag | decision | reason |\n|---|---|---|---|\n");
     let mut rows = 0;

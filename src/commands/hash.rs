@@ -11,7 +11,8 @@ use crate::config::ContextScope;
 #[derive(Serialize)]
 struct Out<'a> {
     version: u32,
-    hash_version: u32,
+    /// The hash definition that made every `hash` (README: "The hash (definition version 2)").
+    hash_version: &'static str,
     images: Vec<Image<'a>>,
 }
 
@@ -36,6 +37,11 @@ struct Image<'a> {
     declared_args: &'a BTreeMap<String, Option<String>>,
     outside_images: Vec<Outside<'a>>,
     platforms: &'a [String],
+    file_modes: &'static str,
+    /// COPY/ADD globs that matched nothing (allowed; `generated` when declared).
+    empty_globs: &'a [crate::inputs::EmptyGlob],
+    /// `generated:` paths whose declared sources are hashed.
+    generated: Vec<&'a str>,
     warnings: &'a [String],
 }
 
@@ -84,12 +90,15 @@ pub fn run(args: HashArgs) -> anyhow::Result<()> {
                     })
                     .collect(),
                 platforms: &spec.platforms,
+                file_modes: spec.file_modes.as_str(),
+                empty_globs: &inputs.empty_globs,
+                generated: spec.generated.iter().map(|(p, _)| p.as_str()).collect(),
                 warnings: &inputs.warnings,
             })
             .collect();
         let out = Out {
             version: 1,
-            hash_version: crate::hash::HASH_VERSION,
+            hash_version: crate::hash::HASH_DEFINITION,
             images,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -92,10 +92,12 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
             for (i, g) in globs.iter().enumerate() {
                 let k = format!("{k}[{i}]");
                 check_rel_path(g).map_err(|m| err(&k, m))?;
-                glob::Pattern::new(g)
-                    .map_err(|e| err(&k, format!("bad glob `{g}`: {e}")))?;
+                glob::Pattern::new(g).map_err(|e| err(&k, format!("bad glob `{g}`: {e}")))?;
             }
-            let clean: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+            let clean: Vec<&str> = path
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .collect();
             generated.push((clean.join("/"), globs.clone()));
         }
         let repository = img

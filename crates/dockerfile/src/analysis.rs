@@ -924,11 +924,7 @@ pub(crate) fn analyze(
     });
     Ok(Analysis {
         declared_args: ctx.declared,
-        sources: order(
-            ctx.sources,
-            |s| s.line,
-            |s| s.clone(),
-        ),
+        sources: order(ctx.sources, |s| s.line, |s| s.clone()),
         whole_context,
         images: order(
             ctx.images,

@@ -733,14 +733,21 @@ COPY --chmod=755 scripts/*.sh /usr/local/bin/
 fn realistic_base_dockerfile() {
     let a = analyze(BASE);
     assert_eq!(patterns(&a), vec!["base/etc", "base/entrypoint.sh"]);
+    // The `# syntax=` frontend is an outside image too (hash v2): it runs the build.
     assert_eq!(
         images(&a),
-        vec![("debian:bookworm-slim", ImageUseKind::From)]
+        vec![
+            ("docker/dockerfile:1.7", ImageUseKind::Syntax),
+            ("debian:bookworm-slim", ImageUseKind::From)
+        ]
     );
     assert_eq!(a.whole_context, None);
     assert_eq!(a.target, "base");
     let a = run(BASE, &[("DEBIAN_VERSION", "trixie")], None);
-    assert_eq!(images(&a), vec![("debian:trixie-slim", ImageUseKind::From)]);
+    assert_eq!(
+        images(&a)[1..],
+        vec![("debian:trixie-slim", ImageUseKind::From)]
+    );
 }
 
 #[test]
@@ -760,7 +767,10 @@ fn realistic_variant_dockerfile() {
     assert_eq!(a.sources[1].line, 16);
     assert_eq!(
         images(&a),
-        vec![("ghcr.io/acme/base:abc123", ImageUseKind::From)]
+        vec![
+            ("docker/dockerfile:1.7", ImageUseKind::Syntax),
+            ("ghcr.io/acme/base:abc123", ImageUseKind::From)
+        ]
     );
     assert_eq!(a.whole_context, None);
     let declared: Vec<_> = a.declared_args.iter().map(String::as_str).collect();
@@ -902,4 +912,57 @@ fn unresolved_from_that_cannot_be_a_stage_keeps_reachability_precise() {
     // A bare variable might name a stage: then every stage counts.
     let a = analyze("FROM alpine AS maybe\nCOPY maybe /\nFROM ${TARGETARCH}\n");
     assert_eq!(patterns(&a), vec!["maybe"]);
+}
+
+#[test]
+fn parents_exclude_and_chmod_reach_the_sources() {
+    let a = analyze(
+        "FROM alpine\nCOPY --parents --exclude=*.md --chmod=0755 ./src/**/*.txt a/./b/c /p/\nCOPY --chmod=u+x x /\n",
+    );
+    assert_eq!(patterns(&a), vec!["src/**/*.txt", "a/b/c", "x"]);
+    assert_eq!(a.sources[0].pivot.as_deref(), Some("."));
+    assert_eq!(a.sources[0].include_pattern(), Some("src/**/*.txt"));
+    assert_eq!(a.sources[1].pivot.as_deref(), Some("a"));
+    assert_eq!(a.sources[1].include_pattern(), Some("b/c"));
+    assert_eq!(a.sources[0].excludes, vec!["*.md"]);
+    assert!(a.sources[0].chmod_fixed);
+    // A symbolic mode keeps part of the source mode: it still counts.
+    assert!(!a.sources[2].chmod_fixed);
+    assert_eq!(a.whole_context, None);
+}
+
+#[test]
+fn unknown_copy_flags_take_the_whole_context() {
+    let a = analyze("FROM alpine\nCOPY --frobnicate=x a /\n");
+    let why = a.whole_context.unwrap();
+    assert!(
+        why.contains("--frobnicate=x") && why.contains("line 2"),
+        "{why}"
+    );
+    // `--checksum` is an ADD flag, not a COPY one.
+    assert!(analyze("FROM alpine\nCOPY --checksum=sha256:0 a /\n")
+        .whole_context
+        .is_some());
+}
+
+#[test]
+fn a_foreign_frontend_takes_the_whole_context() {
+    for ok in [
+        "docker/dockerfile:1",
+        "docker.io/docker/dockerfile:1.7-labs",
+        "docker/dockerfile@sha256:abc",
+    ] {
+        let a = analyze(&format!("# syntax={ok}\nFROM alpine\nCOPY a /\n"));
+        assert_eq!(a.whole_context, None, "{ok}");
+        assert_eq!(images(&a)[0], (ok, ImageUseKind::Syntax));
+    }
+    let a = analyze("# syntax=example.com/other-frontend:1\nFROM alpine\nCOPY a /\n");
+    assert!(a.whole_context.unwrap().contains("other-frontend"));
+    // BUILDKIT_SYNTAX overrides the directive.
+    let a = run(
+        "# syntax=docker/dockerfile:1\nFROM alpine\nCOPY a /\n",
+        &[("BUILDKIT_SYNTAX", "example.com/x:1")],
+        None,
+    );
+    assert!(a.whole_context.is_some());
 }
