@@ -158,9 +158,14 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
         for p in &spec.parents {
             args.insert(p.arg.clone(), parent_placeholder(&p.name));
         }
-        let analysis = df
+        let mut analysis = df
             .analyze(&args, spec.target.as_deref())
             .map_err(|e| usage(format!("{}: {e}", spec.dockerfile)))?;
+        if analysis.whole_context.is_some() && !spec.platforms.is_empty() {
+            if let Some(per_platform) = analyze_per_platform(&df, &args, spec)? {
+                analysis = per_platform;
+            }
+        }
         let mut warnings = Vec::new();
         let placeholders: Vec<(String, String)> = spec
             .parents
@@ -303,6 +308,78 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
         images,
         selection_count: selections.len(),
     })
+}
+
+/// The `TARGET*` build args BuildKit sets for `platform` (`os/arch[/variant]`), normalised as
+/// containerd does (`arm64/v8` has no variant, `arm` defaults to `v7`).
+pub fn target_platform_args(platform: &str) -> Vec<(&'static str, String)> {
+    let mut parts = platform.split('/');
+    let os = parts.next().unwrap_or_default().to_string();
+    let arch = parts.next().unwrap_or_default().to_string();
+    let mut variant = parts.next().unwrap_or_default().to_string();
+    if arch == "arm64" && (variant == "v8" || variant == "8") {
+        variant.clear();
+    } else if arch == "arm" && variant.is_empty() {
+        variant = "v7".into();
+    }
+    let full = if variant.is_empty() {
+        format!("{os}/{arch}")
+    } else {
+        format!("{os}/{arch}/{variant}")
+    };
+    vec![
+        ("TARGETPLATFORM", full),
+        ("TARGETOS", os),
+        ("TARGETARCH", arch),
+        ("TARGETVARIANT", variant),
+    ]
+}
+
+/// When the analysis without platform args could not bound the sources, analyse once per
+/// configured platform with BuildKit's `TARGET*` args set (`COPY bin/${TARGETARCH}/tool`) and
+/// take the union. `None` when some platform still needs the whole context: then the first
+/// analysis, with its reason, stands.
+fn analyze_per_platform(
+    df: &Dockerfile,
+    args: &BTreeMap<String, String>,
+    spec: &ImageSpec,
+) -> anyhow::Result<Option<skip_dockerfile::Analysis>> {
+    let mut merged: Option<skip_dockerfile::Analysis> = None;
+    for platform in &spec.platforms {
+        let mut pargs = args.clone();
+        for (k, v) in target_platform_args(platform) {
+            // A value the config passes wins, as it does in BuildKit.
+            pargs.entry(k.to_string()).or_insert(v);
+        }
+        let a = df
+            .analyze(&pargs, spec.target.as_deref())
+            .map_err(|e| usage(format!("{} (platform {platform}): {e}", spec.dockerfile)))?;
+        if a.whole_context.is_some() {
+            return Ok(None);
+        }
+        match &mut merged {
+            None => merged = Some(a),
+            Some(m) => {
+                m.declared_args.extend(a.declared_args);
+                for x in a.sources {
+                    if !m.sources.contains(&x) {
+                        m.sources.push(x);
+                    }
+                }
+                for x in a.images {
+                    if !m.images.contains(&x) {
+                        m.images.push(x);
+                    }
+                }
+                for x in a.remotes {
+                    if !m.remotes.contains(&x) {
+                        m.remotes.push(x);
+                    }
+                }
+            }
+        }
+    }
+    Ok(merged)
 }
 
 fn load_dockerfile(

@@ -314,3 +314,33 @@ fn the_same_tree_under_two_registries_has_the_same_hashes() {
     // The references do differ: only where the parent lives changed.
     assert_ne!(va["images"][1]["build_args"], vb["images"][1]["build_args"]);
 }
+
+#[test]
+fn targetarch_sources_resolve_per_configured_platform() {
+    let df = "FROM alpine\nARG TARGETARCH\nCOPY bin/${TARGETARCH}/tool /usr/bin/\n";
+    let files = &[
+        ("bin/amd64/tool", "a"),
+        ("bin/arm64/tool", "b"),
+        ("bin/riscv64/tool", "r"),
+    ];
+    let ws = ws_with(df, "platforms: [linux/amd64, linux/arm64]\n", files);
+    let v = ws.hash_json();
+    assert_eq!(
+        v["images"][0]["whole_context_reason"],
+        serde_json::Value::Null
+    );
+    assert!(moves(&ws, |w| {
+        w.write("bin/arm64/tool", "b2");
+    }));
+    assert!(moves(&ws, |w| {
+        w.write("bin/amd64/tool", "a2");
+    }));
+    assert!(!moves(&ws, |w| {
+        w.write("bin/riscv64/tool", "r2");
+    }));
+    // Without `platforms:` the architecture is unknown: the whole context counts, and says why.
+    let ws = ws_with(df, "", files);
+    let v = ws.hash_json();
+    let why = v["images"][0]["whole_context_reason"].as_str().unwrap();
+    assert!(why.contains("TARGETARCH"), "{why}");
+}
