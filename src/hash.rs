@@ -38,6 +38,8 @@ pub struct HashOptions {
     pub version: Option<String>,
     /// Digests of outside images, by reference as written, for `upstream: digest`.
     pub upstream_digests: HashMap<String, String>,
+    /// Outside images whose digest could not be resolved, with the reason.
+    pub upstream_errors: HashMap<String, String>,
 }
 
 /// The result for one image.
@@ -63,6 +65,10 @@ pub struct ImageHash {
     pub parents: Vec<(String, String)>,
     /// Outside images and their digests when resolved.
     pub outside: Vec<(String, Option<String>)>,
+    /// Why this hash is not the image's real one: an `upstream: digest` image (of this image or
+    /// an ancestor) could not be resolved. Decide then treats the image as unknown to the
+    /// registry (`on-registry-error`); the hash is computed as if the digest were absent.
+    pub unresolved: Option<String>,
 }
 
 /// Length-prefixed writer into a SHA-256.
@@ -502,17 +508,31 @@ fn image_hash(
             (k.clone(), value)
         })
         .collect();
+    let mut unresolved = parent_hashes
+        .iter()
+        .zip(&spec.parents)
+        .find(|(h, _)| h.unresolved.is_some())
+        .map(|(_, p)| format!("its parent {} has an unresolved upstream digest", p.name));
     let mut outside: Vec<(String, Option<String>)> = Vec::new();
     for u in &inputs.outside {
         let digest = match spec.upstream {
             Upstream::Tag => None,
-            Upstream::Digest => Some(opts.upstream_digests.get(&u.reference).cloned().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "image {}: `upstream: digest` needs the digest of {} from its registry, which was not resolved",
-                    spec.name,
-                    u.reference
-                )
-            })?),
+            Upstream::Digest => match opts.upstream_digests.get(&u.reference) {
+                Some(d) => Some(d.clone()),
+                None => match opts.upstream_errors.get(&u.reference) {
+                    Some(reason) => {
+                        unresolved.get_or_insert_with(|| {
+                            format!("upstream image {}: {reason}", u.reference)
+                        });
+                        None
+                    }
+                    None => anyhow::bail!(
+                        "image {}: `upstream: digest` needs the digest of {} from its registry, which was not resolved",
+                        spec.name,
+                        u.reference
+                    ),
+                },
+            },
         };
         outside.push((u.reference.clone(), digest));
     }
@@ -566,6 +586,7 @@ fn image_hash(
         context_entries: inputs.selection.indices.len(),
         parents,
         outside,
+        unresolved,
     })
 }
 
@@ -623,6 +644,7 @@ mod tests {
             context_entries: 0,
             parents: vec![],
             outside: vec![],
+            unresolved: None,
         };
         let same = "0123456789ab".to_string() + &"0".repeat(52);
         let other = "0123456789ab".to_string() + &"1".repeat(52);

@@ -200,30 +200,31 @@ pub async fn probe_all(
 pub async fn resolve_upstream(
     client: &Client,
     references: &[String],
-) -> anyhow::Result<HashMap<String, String>> {
+) -> anyhow::Result<HashMap<String, Result<String, String>>> {
     let client = Arc::new(client.clone());
     let mut set = tokio::task::JoinSet::new();
     for r in references {
         let client = client.clone();
         let r = r.clone();
         set.spawn(async move {
-            let reference = skip_registry::Reference::parse(&r)
-                .with_context(|| format!("upstream image {r}"))?;
-            match client
+            let reference = match skip_registry::Reference::parse(&r) {
+                Ok(x) => x,
+                Err(e) => return (r, Err(format!("not a valid image reference ({e:#})"))),
+            };
+            let res = match client
                 .probe(&reference.repo(), reference.api_reference())
                 .await
             {
-                Probe::Present { digest, .. } => Ok((r, digest)),
-                Probe::Absent => anyhow::bail!("upstream image {r} does not exist"),
-                Probe::Unknown { reason } => {
-                    anyhow::bail!("upstream image {r}: could not resolve its digest: {reason}")
-                }
-            }
+                Probe::Present { digest, .. } => Ok(digest),
+                Probe::Absent => Err("does not exist in its registry".to_string()),
+                Probe::Unknown { reason } => Err(format!("could not resolve its digest: {reason}")),
+            };
+            (r, res)
         });
     }
     let mut out = HashMap::new();
     while let Some(res) = set.join_next().await {
-        let (r, d) = res.context("resolving upstream digests")??;
+        let (r, d) = res.context("resolving upstream digests")?;
         out.insert(r, d);
     }
     Ok(out)

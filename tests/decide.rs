@@ -514,3 +514,67 @@ fn upstream_digest_moves_the_hash_when_the_outside_image_changes() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_unreachable_upstream_follows_on_registry_error_for_its_images_only() {
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = Ws::new();
+    ws.write(
+        "skip-action.yml",
+        &format!(
+            "version: 1\nrepository: {host}/acme/app\nimages:\n  base:\n    dockerfile: Dockerfile.base\n    upstream: digest\n  child:\n    from: base\n    dockerfile: Dockerfile.child\n  other:\n    dockerfile: Dockerfile.other\n"
+        ),
+    );
+    // Port 1 on loopback refuses every connection: the upstream digest cannot be resolved.
+    ws.write("Dockerfile.base", "FROM 127.0.0.1:1/library/alpine:3\n");
+    ws.write(
+        "Dockerfile.child",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN true\n",
+    );
+    ws.write("Dockerfile.other", "FROM alpine:3\nRUN true\n");
+    // `hash` prints every image it can, marks the rest, and fails naming them.
+    let h = ws.run(&["hash", "--json"]);
+    assert_eq!(h.status.code(), Some(1), "{}", stderr(&h));
+    assert!(
+        stderr(&h).contains("127.0.0.1:1/library/alpine:3"),
+        "{}",
+        stderr(&h)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&h.stdout).unwrap();
+    let by_name = |n: &str| {
+        v["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert!(by_name("base")["unresolved_upstream"].is_string());
+    assert!(by_name("child")["unresolved_upstream"]
+        .as_str()
+        .unwrap()
+        .contains("parent base"));
+    assert!(by_name("other")["unresolved_upstream"].is_null());
+    // `other` exists in the registry: it is reused, while base and child are built (default
+    // on-registry-error: build).
+    put_tags(
+        &host,
+        "acme/app",
+        &[by_name("other")["tag"].as_str().unwrap().to_string()],
+    );
+    let d = decide(&ws, &[], &[]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    let plan = d.plan();
+    assert!(
+        plan["base"].0 && plan["base"].1.contains("127.0.0.1:1"),
+        "{plan:?}"
+    );
+    assert!(plan["child"].0, "{plan:?}");
+    assert!(!plan["other"].0, "{plan:?}");
+    // With on-registry-error: fail, decide stops and names the image.
+    let d = decide(&ws, &["--on-registry-error", "fail"], &[]);
+    assert_ne!(d.code, Some(0));
+    assert!(d.stderr.contains("base"), "{}", d.stderr);
+}

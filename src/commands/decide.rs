@@ -1,6 +1,6 @@
 //! `skip-action decide`: hash, probe, plan, and tell the workflow what to build.
 
-use super::{load_and_discover, load_and_hash_online, runtime, Hashed};
+use super::{load_and_discover, load_and_hash_lenient, runtime, Hashed};
 use crate::cli::DecideArgs;
 use crate::github::output::write_summary;
 use crate::plan::{self, Force, OnRegistryError};
@@ -21,15 +21,24 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     let client = crate::registry::client(&config, &flags)?;
     let rt = runtime()?;
     let Hashed { config, hashes, .. } =
-        load_and_hash_online(config, discovery, &args.common, &client, &rt)?;
+        load_and_hash_lenient(config, discovery, &args.common, &client, &rt)?;
     let hashed_ms = started.elapsed().as_millis();
-    let existence = rt.block_on(crate::registry::probe_all(
+    let mut existence = rt.block_on(crate::registry::probe_all(
         &client,
         &config,
         &hashes,
         flags.timeout,
         probe_mode,
     ));
+    // An image whose hash lacks an upstream digest cannot be judged by its tag: it is unknown to
+    // the registry, and `on-registry-error` decides (build, or fail naming it).
+    for (e, h) in existence.iter_mut().zip(&hashes) {
+        if let Some(why) = &h.unresolved {
+            *e = plan::Existence::Unknown {
+                reason: why.clone(),
+            };
+        }
+    }
     for (img, e) in config.images.iter().zip(&existence) {
         if let plan::Existence::Unknown { reason } = e {
             crate::github::warning(&format!(

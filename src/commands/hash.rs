@@ -38,6 +38,9 @@ struct Image<'a> {
     outside_images: Vec<Outside<'a>>,
     platforms: &'a [String],
     file_modes: &'static str,
+    /// Why `hash` is not the image's real hash (an `upstream: digest` image could not be
+    /// resolved); `null` when it is.
+    unresolved_upstream: Option<&'a str>,
     /// COPY/ADD globs that matched nothing (allowed; `generated` when declared).
     empty_globs: &'a [crate::inputs::EmptyGlob],
     /// `generated:` paths whose declared sources are hashed.
@@ -91,6 +94,7 @@ pub fn run(args: HashArgs) -> anyhow::Result<()> {
                     .collect(),
                 platforms: &spec.platforms,
                 file_modes: spec.file_modes.as_str(),
+                unresolved_upstream: hash.unresolved.as_deref(),
                 empty_globs: &inputs.empty_globs,
                 generated: spec.generated.iter().map(|(p, _)| p.as_str()).collect(),
                 warnings: &inputs.warnings,
@@ -114,12 +118,33 @@ pub fn run(args: HashArgs) -> anyhow::Result<()> {
         println!("{:<w$}  {:<12}  IMAGE", "NAME", "HASH");
         for (spec, hash) in h.config.images.iter().zip(&h.hashes) {
             println!(
-                "{:<w$}  {:<12}  {}",
+                "{:<w$}  {:<12}  {}{}",
                 spec.name,
                 &hash.full[..12],
-                hash.image
+                hash.image,
+                if hash.unresolved.is_some() {
+                    "  (unresolved upstream digest)"
+                } else {
+                    ""
+                }
             );
         }
+    }
+    // Everything that could be hashed was printed; the rest is not a real hash, so say which
+    // and fail.
+    let unresolved: Vec<String> = h
+        .config
+        .images
+        .iter()
+        .zip(&h.hashes)
+        .filter_map(|(s, x)| x.unresolved.as_ref().map(|r| format!("{}: {r}", s.name)))
+        .collect();
+    if !unresolved.is_empty() {
+        anyhow::bail!(
+            "{} image(s) lack an upstream digest, so their hashes above are not final: {}",
+            unresolved.len(),
+            unresolved.join("; ")
+        );
     }
     Ok(())
 }

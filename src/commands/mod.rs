@@ -32,7 +32,7 @@ pub fn load_and_hash(common: &Common, opts: HashOptions) -> anyhow::Result<Hashe
         .any(|s| s.upstream == crate::config::Upstream::Digest)
     {
         let client = crate::registry::client(&config, &Default::default())?;
-        return load_and_hash_online(config, discovery, common, &client, &runtime()?);
+        return load_and_hash_lenient(config, discovery, common, &client, &runtime()?);
     }
     let hashes = crate::hash::compute(&config, &discovery, &opts)?;
     Ok(Hashed {
@@ -56,8 +56,37 @@ pub fn load_and_discover(common: &Common) -> anyhow::Result<(Config, Discovery)>
 }
 
 /// Like [`load_and_hash`], resolving `upstream: digest` images through `client` first — the same
-/// hashes `decide` and `promote` compute.
+/// hashes `decide` and `promote` compute. Fails when an upstream digest could not be resolved:
+/// promote and bake must never act on a hash that is not the image's real one.
 pub fn load_and_hash_online(
+    config: Config,
+    discovery: Discovery,
+    common: &Common,
+    client: &skip_registry::Client,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<Hashed> {
+    let h = load_and_hash_lenient(config, discovery, common, client, rt)?;
+    let unresolved: Vec<String> = h
+        .config
+        .images
+        .iter()
+        .zip(&h.hashes)
+        .filter_map(|(s, x)| x.unresolved.as_ref().map(|r| format!("{}: {r}", s.name)))
+        .collect();
+    if !unresolved.is_empty() {
+        anyhow::bail!(
+            "cannot compute the real hash of {} image(s): {}",
+            unresolved.len(),
+            unresolved.join("; ")
+        );
+    }
+    Ok(h)
+}
+
+/// [`load_and_hash_online`] that keeps going when an upstream digest cannot be resolved: the
+/// images that need it (and their descendants) carry the reason in [`ImageHash::unresolved`]
+/// (decide and hash report them; the rest is decided normally).
+pub fn load_and_hash_lenient(
     config: Config,
     discovery: Discovery,
     common: &Common,
@@ -74,7 +103,20 @@ pub fn load_and_hash_online(
         .collect();
     if !upstream.is_empty() {
         let refs: Vec<String> = upstream.into_iter().collect();
-        opts.upstream_digests = rt.block_on(crate::registry::resolve_upstream(client, &refs))?;
+        // An unresolvable digest is not fatal here: the images that need it (and their
+        // descendants) carry the reason, and decide treats them as unknown to the registry
+        // (`on-registry-error`), while everything else decides normally.
+        for (r, res) in rt.block_on(crate::registry::resolve_upstream(client, &refs))? {
+            match res {
+                Ok(d) => {
+                    opts.upstream_digests.insert(r, d);
+                }
+                Err(reason) => {
+                    crate::github::warning(&format!("upstream image {r}: {reason}"));
+                    opts.upstream_errors.insert(r, reason);
+                }
+            }
+        }
     }
     let hashes = crate::hash::compute(&config, &discovery, &opts)?;
     Ok(Hashed {
