@@ -55,7 +55,15 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(log_colour())
         .with_target(false)
         .without_time()
         .init();
+}
+
+/// ANSI colour only where it is rendered: a terminal, or a GitHub Actions log (which renders
+/// it although stderr is a pipe there). Files, pipes and other CI logs get plain text.
+fn log_colour() -> bool {
+    use std::io::IsTerminal as _;
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") || std::io::stderr().is_terminal()
 }

@@ -344,3 +344,23 @@ fn targetarch_sources_resolve_per_configured_platform() {
     let why = v["images"][0]["whole_context_reason"].as_str().unwrap();
     assert!(why.contains("TARGETARCH"), "{why}");
 }
+
+#[test]
+fn logs_are_coloured_only_for_a_terminal_or_github_actions() {
+    let ws = ws_with("FROM alpine\nCOPY a /\n", "", &[("a", "a")]);
+    let cfg = std::fs::read_to_string(ws.path().join("skip-action.yml")).unwrap()
+        + "    inputs: [\"nothing-here/*\"]\n";
+    ws.write("skip-action.yml", &cfg);
+    // stderr is a pipe here: plain text.
+    let plain = ws.run_env(&["hash"], &[("GITHUB_ACTIONS", "false")]);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert!(
+        stderr(&plain).contains("matched nothing"),
+        "{}",
+        stderr(&plain)
+    );
+    assert!(!plain.stderr.contains(&0x1b), "{}", stderr(&plain));
+    // GitHub Actions renders ANSI colour in its logs.
+    let gha = ws.run_env(&["hash"], &[("GITHUB_ACTIONS", "true")]);
+    assert!(gha.stderr.contains(&0x1b), "{}", stderr(&gha));
+}
