@@ -430,9 +430,23 @@ fn expand_globs(
         require_literal_leading_dot: false,
     };
     for pattern in patterns {
+        // The glob crate follows symlinked directories without end (two looping links made `**`
+        // visit 2^40 paths) and out of the workspace: look at the region first.
+        check_glob_region(workspace, pattern)
+            .map_err(|e| usage(format!("image {}: {what} `{pattern}`: {e}", spec.name)))?;
         // `dir/**` means everything below `dir`; the glob crate matches only directories there
         // (or nothing), while a matched directory is walked whole below.
-        let pattern = pattern.strip_suffix("/**").unwrap_or(pattern);
+        // Only for a real directory: through a symlink the original pattern (and its checks)
+        // stands.
+        let pattern = match pattern.strip_suffix("/**") {
+            Some(dir)
+                if !dir.contains(['*', '?', '['])
+                    && std::fs::symlink_metadata(workspace.join(dir)).is_ok_and(|m| m.is_dir()) =>
+            {
+                dir
+            }
+            _ => pattern,
+        };
         let full = workspace.join(pattern);
         let full = full.to_str().ok_or_else(|| {
             usage(format!(
@@ -440,10 +454,6 @@ fn expand_globs(
                 spec.name
             ))
         })?;
-        // The glob crate follows symlinked directories without end (two looping links made `**`
-        // visit 2^40 paths) and out of the workspace: look at the region first.
-        check_glob_region(workspace, pattern)
-            .map_err(|e| usage(format!("image {}: {what} `{pattern}`: {e}", spec.name)))?;
         let mut matched = false;
         for m in glob::glob_with(full, opts)
             .map_err(|e| usage(format!("image {}: {what} `{pattern}`: {e}", spec.name)))?

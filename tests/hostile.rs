@@ -321,7 +321,9 @@ fn paths_and_symlinks_cannot_read_outside_the_workspace() {
 
     // What is recorded but never read: a symlink to a secret (in the context, in `inputs:`), and
     // COPY sources that climb out with `../`. Changing the secret changes no hash.
-    let ws = simple("  base:\n    inputs: [leak-input]\n  up:\n    dockerfile: Dockerfile.up\n");
+    // (Hash v2 refuses absent sources: they are declared as generated from a file inside.)
+    let ws = simple("  base:\n    inputs: [leak-input]\n  up:\n    dockerfile: Dockerfile.up\n    generated: {secret.txt: [gen.txt], etc/passwd: [gen.txt], leak: [gen.txt], leakdir: [gen.txt], dir: [gen.txt]}\n");
+    ws.write("gen.txt", "inside\n");
     ws.symlink(&abs(&o.join("secret.txt")), "leak");
     ws.symlink(&abs(&o.join("secret.txt")), "leak-input");
     ws.symlink(&abs(&o.join("dir")), "leakdir");
@@ -446,7 +448,7 @@ fn a_sparse_gigabyte_and_symlink_loops_do_not_hang() {
     let ws = Ws::new();
     ws.write(
         "skip-action.yml",
-        &format!("version: 1\nrepository: {NO_REGISTRY}/acme/x\nimages:\n  small:\n    dockerfile: Dockerfile.small\n  big:\n    dockerfile: Dockerfile.big\n  loops:\n    dockerfile: Dockerfile.loops\n    inputs: [\"app/*.sh\", \"l\"]\n"),
+        &format!("version: 1\nrepository: {NO_REGISTRY}/acme/x\nimages:\n  small:\n    dockerfile: Dockerfile.small\n  big:\n    dockerfile: Dockerfile.big\n  loops:\n    dockerfile: Dockerfile.loops\n    inputs: [\"app/*.sh\", \"l\"]\n    generated: {{self/self/self/x.sh: [app/x.sh], l/a/b/c: [app/x.sh]}}\n"),
     );
     ws.write("Dockerfile.small", "FROM alpine:3.20\nCOPY app/ /app/\n");
     ws.write("Dockerfile.big", "FROM alpine:3.20\nCOPY . /\n");
@@ -599,7 +601,8 @@ fn a_five_megabyte_dockerfile_and_pathological_ignore_rules_stay_fast() {
     let ws = Ws::new();
     ws.write(
         "skip-action.yml",
-        &format!("version: 1\nrepository: {NO_REGISTRY}/acme/x\nimages:\n  big:\n    dockerfile: Dockerfile.big\n  ignore:\n    dockerfile: sub/Dockerfile\n    context: sub\n"),
+        // Hash v2 refuses absent literal sources; `${K}/x` names generated paths here.
+        &format!("version: 1\nrepository: {NO_REGISTRY}/acme/x\nimages:\n  big:\n    dockerfile: Dockerfile.big\n    generated: {{\"v*/x\": [\"src/*.txt\"]}}\n  ignore:\n    dockerfile: sub/Dockerfile\n    context: sub\n"),
     );
     let mut df = String::from("FROM alpine:3.20 AS build\n");
     let mut i = 0;

@@ -85,7 +85,8 @@ fn absent(tree: &Tree, sources: &[Source]) -> (Vec<Source>, Vec<Source>) {
                     || glob_may_cross_symlink(tree, pat).is_some()
             }
         } else {
-            resolve(tree, pat).and_then(|r| tree.find(&r)).is_some()
+            // A symlink loop on the way is there (the links are hashed); the build fails on it.
+            resolve(tree, pat).and_then(|r| tree.find(&r)).is_some() || loops(tree, pat)
         };
         if !found {
             if has_glob(pat) {
@@ -411,6 +412,35 @@ fn resolve(tree: &Tree, path: &str) -> Option<String> {
         }
     }
     Some(done.join("/"))
+}
+
+/// Whether resolving `path` runs into a symlink loop (more hops than Linux allows).
+fn loops(tree: &Tree, path: &str) -> bool {
+    let mut pending: Vec<String> = clean(path).split('/').rev().map(String::from).collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        if c.is_empty() {
+            continue;
+        }
+        done.push(c);
+        let cur = done.join("/");
+        let Some(i) = tree.find(&cur) else {
+            return false;
+        };
+        if let Kind::Symlink(target) = &tree.entries[i].kind {
+            hops += 1;
+            if hops > MAX_LINK_HOPS {
+                return true;
+            }
+            let joined = join_link(&cur, target);
+            done.clear();
+            for part in joined.split('/').rev() {
+                pending.push(part.to_string());
+            }
+        }
+    }
+    false
 }
 
 /// Indices of symlinks met while resolving `path` (prefixes that are links), bounded.
