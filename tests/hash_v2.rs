@@ -364,3 +364,31 @@ fn logs_are_coloured_only_for_a_terminal_or_github_actions() {
     let gha = ws.run_env(&["hash"], &[("GITHUB_ACTIONS", "true")]);
     assert!(gha.stderr.contains(&0x1b), "{}", stderr(&gha));
 }
+
+#[test]
+fn floating_upstream_tags_are_warned_once_per_reference() {
+    let ws = Ws::new();
+    ws.write(
+        "skip-action.yml",
+        "version: 1\nrepository: ghcr.io/acme/app\nimages:\n  a:\n    dockerfile: Dockerfile\n  b:\n    dockerfile: Dockerfile\n    args: {X: \"1\"}\n  pinned:\n    dockerfile: Dockerfile.pinned\n",
+    );
+    ws.write("Dockerfile", "FROM debian:12-slim\nARG X\nRUN true\n");
+    ws.write(
+        "Dockerfile.pinned",
+        &format!("FROM debian:12-slim@sha256:{}\nRUN true\n", "a".repeat(64)),
+    );
+    let out = ws.run(&["hash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("outside image debian:12-slim is used by tag")
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("(a, b)") && err.contains("upstream: digest"),
+        "{err}"
+    );
+    assert!(!err.contains("@sha256:aaaa"), "{err}");
+}

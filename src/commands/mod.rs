@@ -52,7 +52,36 @@ pub fn load_and_discover(common: &Common) -> anyhow::Result<(Config, Discovery)>
             crate::github::warning(w);
         }
     }
+    warn_floating_upstream(&config, &discovery);
     Ok((config, discovery))
+}
+
+/// Outside images referenced by a tag, under `upstream: tag`: a re-push of the tag upstream
+/// (a security rebuild of `debian:12-slim`) does not change any hash. Said once per reference,
+/// however many images use it, so 12,800 variants of one base do not flood the log.
+fn warn_floating_upstream(config: &Config, discovery: &Discovery) {
+    let mut users: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (spec, img) in config.images.iter().zip(&discovery.images) {
+        if spec.upstream != crate::config::Upstream::Tag {
+            continue;
+        }
+        for u in &img.outside {
+            let r = u.reference.as_str();
+            // A digest pins the content; `$` means it could not be resolved (hashed as written).
+            if !r.contains('@') && !r.contains('$') {
+                users.entry(r).or_default().push(&spec.name);
+            }
+        }
+    }
+    for (r, names) in users {
+        let shown: Vec<&str> = names.iter().take(3).copied().collect();
+        let more = names.len().saturating_sub(shown.len());
+        tracing::warn!(
+            "outside image {r} is used by tag ({}{}): a new push of that tag upstream does not change the hash under `upstream: tag`. Pin it by digest ({r}@sha256:…) or set `upstream: digest` to rebuild when it moves",
+            shown.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+    }
 }
 
 /// Like [`load_and_hash`], resolving `upstream: digest` images through `client` first — the same
