@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 
 use super::{build_args_text, hash_options, load_and_hash};
 use crate::cli::InputsArgs;
+use crate::config::FileModes;
 use crate::context::walk::{Kind, Tree};
-use crate::hash::{digest_files, hex};
+use crate::hash::{digest_files, effective_mode, hex};
 
 #[derive(Serialize)]
 struct Out<'a> {
@@ -47,6 +48,9 @@ struct FileOut {
     #[serde(rename = "type")]
     kind: &'static str,
     mode: String,
+    /// The mode as the hash counts it (`file_modes`, and `0000` where the copy does not carry
+    /// the entry's own mode: see the README's "The hash").
+    hashed_mode: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,7 +67,12 @@ fn display_path(tree: &Tree, i: usize) -> String {
     }
 }
 
-fn files_out(tree: &Tree, indices: &[usize]) -> anyhow::Result<Vec<FileOut>> {
+fn files_out(
+    tree: &Tree,
+    indices: &[usize],
+    mode_counts: Option<&[bool]>,
+    modes: FileModes,
+) -> anyhow::Result<Vec<FileOut>> {
     let digests = digest_files(
         indices
             .iter()
@@ -73,8 +82,10 @@ fn files_out(tree: &Tree, indices: &[usize]) -> anyhow::Result<Vec<FileOut>> {
     )?;
     Ok(indices
         .iter()
-        .map(|&i| {
+        .enumerate()
+        .map(|(n, &i)| {
             let e = &tree.entries[i];
+            let counts = mode_counts.is_none_or(|m| m.get(n).copied().unwrap_or(true));
             let (kind, sha256, target) = match &e.kind {
                 Kind::File => (
                     "file",
@@ -89,6 +100,7 @@ fn files_out(tree: &Tree, indices: &[usize]) -> anyhow::Result<Vec<FileOut>> {
                 path: e.path.clone(),
                 kind,
                 mode: format!("{:04o}", e.mode),
+                hashed_mode: format!("{:04o}", effective_mode(&e.kind, e.mode, counts, modes)),
                 sha256,
                 target,
             }
@@ -129,7 +141,7 @@ pub fn run(args: InputsArgs) -> anyhow::Result<()> {
     let extra_inputs = match inputs.extra {
         Some(x) => {
             let t = &h.discovery.trees[x];
-            files_out(t, &t.all_indices())?
+            files_out(t, &t.all_indices(), None, spec.file_modes)?
         }
         None => Vec::new(),
     };
@@ -154,7 +166,12 @@ pub fn run(args: InputsArgs) -> anyhow::Result<()> {
                 instruction: &s.instruction,
             })
             .collect(),
-        files: files_out(tree, &inputs.selection.indices)?,
+        files: files_out(
+            tree,
+            &inputs.selection.indices,
+            Some(&inputs.selection.mode_counts),
+            spec.file_modes,
+        )?,
         extra_inputs,
         declared_args: &hash.declared,
         build_args: build_args_text(&hash.build_args),
