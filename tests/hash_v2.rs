@@ -168,6 +168,21 @@ fn excluded_files_do_not_count() {
     assert!(moves(&ws, |w| {
         w.write("docs/sub/b.md", "new");
     }));
+    // Patterns whose BuildKit meaning differs from `.dockerignore` reading exclude nothing here
+    // (`/a.md` matches nothing in BuildKit; `!` exceptions): the files still count.
+    for flags in ["--exclude=/a.md", "--exclude=*.md --exclude=!a.md"] {
+        let ws = ws_with(
+            &format!("FROM alpine\nCOPY {flags} docs /d/\n"),
+            "",
+            &[("docs/a.md", "a"), ("docs/b.txt", "b")],
+        );
+        assert!(
+            moves(&ws, |w| {
+                w.write("docs/a.md", "edited");
+            }),
+            "{flags}"
+        );
+    }
 }
 
 #[test]

@@ -274,11 +274,17 @@ fn add_subtree_of(tree: &Tree, dir: &str, picked: &mut Picked, s: Option<&Source
     }
 }
 
-/// The `--exclude` patterns of `s` as a matcher, when they can be applied exactly: patterns
-/// with `!` exceptions are where `.dockerignore` and `--exclude` matching part ways in corner
-/// cases, so then nothing is excluded (hashing more is safe, less is not).
+/// The `--exclude` patterns of `s` as a matcher, when they can be applied exactly. Where
+/// `.dockerignore` reading and BuildKit's `--exclude` matching part ways — `!` exceptions (corner
+/// cases of parent results), a leading `/` (stripped by the `.dockerignore` reader, matching
+/// nothing in `--exclude`), surrounding spaces (trimmed by the reader only) — nothing is excluded:
+/// hashing more is safe, less is not.
 fn exclude_matcher(s: &Source) -> Option<DockerIgnore> {
-    if s.excludes.is_empty() || s.excludes.iter().any(|x| x.trim_start().starts_with('!')) {
+    if s.excludes.is_empty()
+        || s.excludes
+            .iter()
+            .any(|x| x.starts_with(['!', '/']) || x.trim() != x)
+    {
         return None;
     }
     DockerIgnore::from_patterns(&s.excludes).ok()
@@ -566,6 +572,73 @@ mod tests {
         let t = walk(d.path(), &DockerIgnore::default()).unwrap();
         assert_eq!(sel(&t, &["a"]), ["a", "b"]);
         assert_eq!(sel(&t, &["a/x"]), ["a", "b"]);
+    }
+
+    fn picked(t: &Tree, s: &Selection) -> Vec<(String, bool)> {
+        s.indices
+            .iter()
+            .zip(&s.mode_counts)
+            .map(|(i, m)| (t.entries[*i].path.clone(), *m))
+            .collect()
+    }
+
+    #[test]
+    fn a_copy_root_directory_carries_no_mode_and_chmod_hides_file_modes() {
+        let (_d, t) = setup();
+        let mut src = Source::plain("rootfs".into(), 1, "COPY");
+        src.chmod_fixed = true;
+        let s = select(&t, &[src], None);
+        assert_eq!(
+            picked(&t, &s),
+            [
+                ("rootfs".to_string(), false),
+                ("rootfs/etc".to_string(), true),
+                ("rootfs/etc/motd".to_string(), false),
+                ("rootfs/usr".to_string(), true),
+                ("rootfs/usr/bin".to_string(), true),
+                ("rootfs/usr/bin/tool".to_string(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn parents_select_matches_and_the_directories_between() {
+        let (_d, t) = setup();
+        let mut src = Source::plain("rootfs/**/tool".into(), 1, "COPY");
+        src.pivot = Some(".".into());
+        let s = select(&t, std::slice::from_ref(&src), None);
+        assert_eq!(
+            picked(&t, &s),
+            [
+                ("rootfs".to_string(), true),
+                ("rootfs/usr".to_string(), true),
+                ("rootfs/usr/bin".to_string(), true),
+                ("rootfs/usr/bin/tool".to_string(), true),
+            ]
+        );
+        // With a pivot, the pivot itself is not recreated.
+        let mut src = Source::plain("rootfs/usr/**/tool".into(), 1, "COPY");
+        src.pivot = Some("rootfs".into());
+        let s = select(&t, &[src], None);
+        let paths: Vec<String> = picked(&t, &s).into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            paths,
+            ["rootfs/usr", "rootfs/usr/bin", "rootfs/usr/bin/tool"]
+        );
+    }
+
+    #[test]
+    fn absent_sources_are_reported_even_for_the_whole_context() {
+        let (_d, t) = setup();
+        let s = select(
+            &t,
+            &srcs(&["bin/central", "dist/*.whl", "rootfs"]),
+            Some("forced".into()),
+        );
+        let missing: Vec<&str> = s.missing.iter().map(|m| m.pattern.as_str()).collect();
+        let empty: Vec<&str> = s.empty_globs.iter().map(|m| m.pattern.as_str()).collect();
+        assert_eq!(missing, ["bin/central"]);
+        assert_eq!(empty, ["dist/*.whl"]);
     }
 
     #[test]
