@@ -29,6 +29,8 @@ const KEYS: &[&str] = &[
     "context_scope",
     "upstream",
     "repository",
+    "file_modes",
+    "generated",
 ];
 const VALUES: &[&str] = &[
     "1",
@@ -58,6 +60,11 @@ const VALUES: &[&str] = &[
     "app/x",
     "'{name}'",
     "all",
+    "exact",
+    "git",
+    "{bin/x: [src/**]}",
+    "{../x: [a]}",
+    "{x: []}",
     "linux/amd64",
     "99999999999999999999",
 ];

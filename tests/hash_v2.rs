@@ -407,3 +407,24 @@ fn floating_upstream_tags_are_warned_once_per_reference() {
     );
     assert!(!err.contains("@sha256:aaaa"), "{err}");
 }
+
+#[test]
+fn bad_generated_and_file_modes_values_are_config_errors() {
+    for (extra, want) in [
+        ("    generated: {\"../x\": [src]}\n", "images.app.generated"),
+        ("    generated: {bin/x: []}\n", "lists no sources"),
+        (
+            "    generated: {bin/x: [\"/etc/*\"]}\n",
+            "images.app.generated",
+        ),
+        ("    file_modes: loose\n", "file_modes"),
+    ] {
+        let ws = ws_with("FROM alpine\nCOPY a /\n", "", &[("a", "a")]);
+        let cfg = std::fs::read_to_string(ws.path().join("skip-action.yml")).unwrap() + extra;
+        ws.write("skip-action.yml", &cfg);
+        let out = ws.run(&["hash"]);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{extra}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+}
