@@ -658,6 +658,61 @@ mod tests {
         );
     }
 
+    fn key(args: &BTreeMap<String, ArgValue>) -> String {
+        let digests = Digests {
+            context: [7; 32],
+            inputs: None,
+            generated: vec![],
+        };
+        hex(&KeyFields {
+            dockerfile: b"FROM scratch\n",
+            target: None,
+            platforms: &[],
+            args,
+            digests: &digests,
+            parents: &[],
+            images: &[],
+            remotes: &[],
+        }
+        .encode())
+    }
+
+    #[test]
+    fn a_parent_arg_is_not_its_text_and_the_empty_key_is_pinned() {
+        let arg = |v: ArgValue| BTreeMap::from([("BASE_IMAGE".to_string(), v)]);
+        let parent = key(&arg(ArgValue::Parent {
+            name: "base".into(),
+            hash: "ab".into(),
+        }));
+        assert_ne!(parent, key(&arg(ArgValue::Text("base".into()))));
+        assert_ne!(parent, key(&arg(ArgValue::Unset)));
+        assert_ne!(
+            key(&arg(ArgValue::Unset)),
+            key(&arg(ArgValue::Text(String::new())))
+        );
+        // The minimal v2 key (tests/golden.rs pins whole trees and configs).
+        assert_eq!(
+            key(&BTreeMap::new()),
+            "553ed9be313c3f6ae3103f8ec094472bcdb8b62c958045d04ea232316acf2d7a"
+        );
+    }
+
+    #[test]
+    fn git_modes_keep_only_the_owner_exec_bit() {
+        let m = |kind: &Kind, mode, counts, modes| effective_mode(kind, mode, counts, modes);
+        assert_eq!(m(&Kind::File, 0o664, true, FileModes::Git), 0o644);
+        assert_eq!(m(&Kind::File, 0o775, true, FileModes::Git), 0o755);
+        assert_eq!(m(&Kind::File, 0o700, true, FileModes::Git), 0o755);
+        assert_eq!(m(&Kind::Dir, 0o775, true, FileModes::Git), 0);
+        assert_eq!(m(&Kind::Dir, 0o775, true, FileModes::Exact), 0o775);
+        assert_eq!(m(&Kind::File, 0o4755, true, FileModes::Exact), 0o4755);
+        assert_eq!(m(&Kind::File, 0o755, false, FileModes::Exact), 0);
+        assert_eq!(
+            m(&Kind::Symlink("x".into()), 0o777, true, FileModes::Exact),
+            0
+        );
+    }
+
     #[test]
     fn hex_encodes() {
         assert_eq!(hex(&[0, 15, 255]), "000fff");
