@@ -257,11 +257,9 @@ impl World {
             .args(["-P", "ubuntu-latest=-self-hosted"])
             .args(["--no-cache-server", "--action-offline-mode"])
             .args(["-W", ".github/workflows/images.yml"]);
-        let probe = binary();
         let fixed = [
             ("E2E_STATE", state.to_str().unwrap()),
             ("E2E_TESTKIT", self.testkit.to_str().unwrap()),
-            ("E2E_PROBE_BIN", probe.to_str().unwrap()),
         ];
         for (k, v) in fixed.iter().chain(env) {
             cmd.arg("--env").arg(format!("{k}={v}"));
@@ -510,17 +508,10 @@ fn pipeline_builds_reuses_dry_runs_and_runs_on_gitea() {
     assert!(r1.log.contains("sha256"), "{}", r1.context());
     // The plan is in the log too (Gitea and Forgejo do not render step summaries).
     assert!(r1.log.contains("skip-action: decide"), "{}", r1.context());
-    if r1.promoted() {
-        assert_eq!(r1.promote["changed"], "true", "{}", r1.context());
-        assert_promoted(&reg, &r1, &p1);
-    } else {
-        assert!(
-            r1.promote_log.contains("promote unavailable"),
-            "{}",
-            r1.context()
-        );
-        eprintln!("NOTE: the binary has no `promote` command yet: promotion was skipped");
-    }
+    // Promotion is required: a binary without `promote` fails the job, and this test.
+    assert!(r1.promoted(), "{}", r1.context());
+    assert_eq!(r1.promote["changed"], "true", "{}", r1.context());
+    assert_promoted(&reg, &r1, &p1);
 
     // 2. The same commit again, with `binary:`: all reused, every build job skipped.
     let r2 = world.run(
@@ -547,10 +538,9 @@ fn pipeline_builds_reuses_dry_runs_and_runs_on_gitea() {
     );
     assert!(r2.builds.is_empty(), "{}", r2.context());
     assert_eq!(files.requests().len(), 1, "binary: must not download");
-    if r2.promoted() {
-        assert_eq!(r2.promote["changed"], "false", "{}", r2.context());
-        assert_promoted(&reg, &r2, &p1);
-    }
+    assert!(r2.promoted(), "{}", r2.context());
+    assert_eq!(r2.promote["changed"], "false", "{}", r2.context());
+    assert_promoted(&reg, &r2, &p1);
 
     // 3. workflow_dispatch, dry run, force all: the plan says build everything; nothing happens.
     let before: Vec<Option<String>> = ["base-latest", "latest-omos"]
@@ -616,18 +606,17 @@ fn pipeline_builds_reuses_dry_runs_and_runs_on_gitea() {
         let name = format!("devbox/{v}");
         assert_ne!(p4[&name].0, p1[&name].0, "{name}'s tag must change");
     }
-    if r4.promoted() {
-        assert_eq!(r4.promote["changed"], "true", "{}", r4.context());
-        assert_promoted(&reg, &r4, &p4);
-        let previous: serde_json::Value = serde_json::from_str(&r4.promote["previous"]).unwrap();
-        let old_omos = reg.digest(&p1["devbox/omos"].0).unwrap();
-        let key = format!("{}/{REPO_PATH}:latest-omos", reg.reg.host());
-        assert_eq!(
-            previous[&key].as_str(),
-            Some(old_omos.as_str()),
-            "{previous}"
-        );
-    }
+    assert!(r4.promoted(), "{}", r4.context());
+    assert_eq!(r4.promote["changed"], "true", "{}", r4.context());
+    assert_promoted(&reg, &r4, &p4);
+    let previous: serde_json::Value = serde_json::from_str(&r4.promote["previous"]).unwrap();
+    let old_omos = reg.digest(&p1["devbox/omos"].0).unwrap();
+    let key = format!("{}/{REPO_PATH}:latest-omos", reg.reg.host());
+    assert_eq!(
+        previous[&key].as_str(),
+        Some(old_omos.as_str()),
+        "{previous}"
+    );
 }
 
 #[test]
@@ -669,4 +658,64 @@ fn a_tampered_download_fails_the_job_and_never_runs() {
         r.context()
     );
     assert_eq!(files.requests(), vec![format!("GET {asset_path} 200")]);
+}
+
+/// Every command the action can be asked to run — those its `command` input documents and
+/// those the workflows here and in examples/ pass — is in the binary under test: a release
+/// binary without `promote` (say) must fail the suite, not skip a step.
+#[test]
+fn the_binary_has_every_command_the_action_uses() {
+    let action: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("action.yml")).unwrap()).unwrap();
+    let doc = action["inputs"]["command"]["description"]
+        .as_str()
+        .expect("action.yml: inputs.command.description");
+    // "What to run: `decide` (…), `promote` (…) or `hash` (…)": the back-quoted words.
+    let mut commands: Vec<String> = doc
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+        .map(str::to_string)
+        .collect();
+    let default = action["inputs"]["command"]["default"].as_str().unwrap();
+    commands.push(default.to_string());
+    let mut workflows = vec![root().join("tests/e2e/images.yml")];
+    for dir in ["examples/workflows", ".github/workflows"] {
+        if let Ok(entries) = std::fs::read_dir(root().join(dir)) {
+            workflows.extend(entries.map(|e| e.unwrap().path()));
+        }
+    }
+    for wf in &workflows {
+        let text = std::fs::read_to_string(wf).unwrap();
+        for line in text.lines() {
+            if let Some(c) = line.trim().strip_prefix("command:") {
+                let c = c.trim().trim_matches(|q| q == '"' || q == '\'');
+                if !c.is_empty() && !c.contains("${{") {
+                    commands.push(c.to_string());
+                }
+            }
+        }
+    }
+    commands.sort();
+    commands.dedup();
+    for must in ["decide", "promote", "hash"] {
+        assert!(
+            commands.iter().any(|c| c == must),
+            "{must} not found in {commands:?}"
+        );
+    }
+    let bin = binary();
+    for c in &commands {
+        let out = Command::new(&bin)
+            .args([c.as_str(), "--help"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} has no `{c}` command, which the action uses: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
