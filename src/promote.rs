@@ -1182,7 +1182,7 @@ pub mod blob {
             creds: Credentials,
             timeout: std::time::Duration,
         ) -> anyhow::Result<Reader> {
-            let http = reqwest::Client::builder()
+            let http = skip_registry::trust::reqwest_builder()?
                 .user_agent(concat!("skip-action/", env!("CARGO_PKG_VERSION")))
                 .timeout(timeout)
                 .build()
@@ -1361,7 +1361,7 @@ pub mod blob {
 pub mod jobs {
     use std::time::Duration;
 
-    use anyhow::{anyhow, bail, Context as _};
+    use anyhow::{anyhow, bail};
     use serde::Deserialize;
 
     use crate::error::usage;
@@ -1602,14 +1602,13 @@ pub mod jobs {
     /// GitHub's `…/runs/{id}/attempts/{n}/jobs` is tried first; on 404 (Gitea, which has no
     /// attempts endpoint) `…/runs/{id}/jobs`, which both serve for the latest attempt.
     pub async fn fetch(env: &ApiEnv, timeout: Duration) -> anyhow::Result<Vec<Job>> {
-        let crab = octocrab::Octocrab::builder()
-            .base_uri(env.api_url.as_str())
-            .map_err(|e| usage(format!("GITHUB_API_URL `{}`: {e}", env.api_url)))?
-            .personal_token(env.token.clone())
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .context("building the GitHub API client")?;
+        let crab = crate::github::api_client::octocrab(
+            &env.api_url,
+            &env.token,
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
+        .map_err(|e| usage(format!("{e:#}")))?;
         let base = format!(
             "/repos/{}/{}/actions/runs/{}",
             env.owner, env.repo, env.run_id

@@ -1,5 +1,6 @@
 //! Talking to the CI runner: annotations, `$GITHUB_OUTPUT`, the step summary, secret masking.
 
+pub mod api_client;
 pub mod output;
 
 /// Whether we run inside GitHub Actions or a compatible runner (Gitea/Forgejo set it too).

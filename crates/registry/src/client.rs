@@ -261,9 +261,10 @@ fn bare_media_type(h: &HeaderMap) -> Option<String> {
 }
 
 impl Client {
-    /// Builds the client. Fails only if the HTTP stack cannot be initialised.
+    /// Builds the client. Fails only if the HTTP stack cannot be initialised. TLS trust is the
+    /// one policy of [`crate::trust`] (bundled roots, system store, SSL_CERT_FILE/SSL_CERT_DIR).
     pub fn new(opts: ClientOptions) -> Result<Client> {
-        let http = reqwest::Client::builder()
+        let http = crate::trust::reqwest_builder()?
             .user_agent(opts.user_agent.clone())
             .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
             .read_timeout(opts.timeout)
@@ -1477,6 +1478,9 @@ fn describe_reqwest(e: &reqwest::Error) -> String {
         if depth > 6 {
             break;
         }
+    }
+    if let Some(h) = crate::trust::hint(&s) {
+        s.push_str(&format!(" ({h})"));
     }
     s
 }

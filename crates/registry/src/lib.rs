@@ -14,6 +14,7 @@ pub mod client;
 pub mod manifest;
 pub mod reference;
 pub mod retry;
+pub mod trust;
 
 pub use auth::{AuthError, Credential, Credentials, Secret};
 pub use client::{Client, ClientOptions, CopyOutcome, HttpError, MountResult, Probe, UploadMode};

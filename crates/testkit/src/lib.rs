@@ -19,6 +19,7 @@ pub mod files;
 pub mod proxy;
 pub mod push;
 pub mod registry;
+pub mod tls;
 pub mod token;
 pub mod util;
 
@@ -26,4 +27,5 @@ pub use files::FileServer;
 pub use proxy::{Fault, FaultProxy, FaultRule, SeenRequest, Trigger};
 pub use push::{BlobRef, Format, ImageSpec, PushAuth, PushedImage, PushedIndex, Pusher};
 pub use registry::{AuthMode, TestRegistry};
+pub use tls::{ConnectProxy, TestCa};
 pub use token::{Signer, TokenField, TokenOptions, TokenRequest, TokenServer};

@@ -188,6 +188,12 @@ impl Pusher {
             .no_proxy()
             .build()
             .expect("reqwest client");
+        Self::with_http(base_url, auth, http)
+    }
+
+    /// A pusher on a client of the caller's (a TLS registry: its test CA as a root, its name
+    /// resolved to 127.0.0.1).
+    pub fn with_http(base_url: &str, auth: PushAuth, http: reqwest::Client) -> Pusher {
         Pusher {
             base: base_url.trim_end_matches('/').to_string(),
             auth,

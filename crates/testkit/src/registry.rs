@@ -37,6 +37,8 @@ pub struct TestRegistry {
     signer: Option<Arc<Signer>>,
     /// A nonce the registry echoes in a response header (see `wait_ready`).
     instance: String,
+    /// `http.tls`: the server's certificate chain and key (PEM files), when it serves HTTPS.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for TestRegistry {
@@ -94,6 +96,21 @@ impl TestRegistry {
     }
 
     pub fn start(mode: AuthMode) -> Result<TestRegistry> {
+        Self::start_with_tls(mode, None)
+    }
+
+    /// An open registry serving HTTPS only (`http.tls`) with this certificate and key (PEM
+    /// files; see [`crate::tls::TestCa`]). Still on 127.0.0.1: reach it by a name the
+    /// certificate holds through a [`crate::tls::ConnectProxy`] (clients treat 127.* as plain
+    /// http) or with a client that resolves that name to [`TestRegistry::host`].
+    pub fn start_tls(cert: &Path, key: &Path) -> Result<TestRegistry> {
+        Self::start_with_tls(
+            AuthMode::Open,
+            Some((cert.to_path_buf(), key.to_path_buf())),
+        )
+    }
+
+    fn start_with_tls(mode: AuthMode, tls: Option<(PathBuf, PathBuf)>) -> Result<TestRegistry> {
         let bin = registry_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("skip-testkit-registry-")
@@ -132,6 +149,7 @@ impl TestRegistry {
             token_server,
             signer,
             instance: util::Rng::from_entropy().hex(8),
+            tls,
         };
         let mut last_err = None;
         // The free port can be taken between probing and the child binding it: retry.
@@ -143,6 +161,7 @@ impl TestRegistry {
                 &reg.mode,
                 reg.token_server.as_ref(),
                 &reg.instance,
+                reg.tls.as_ref(),
             );
             let cfg_path = reg.dir.path().join("config.yml");
             std::fs::write(&cfg_path, config)?;
@@ -184,6 +203,10 @@ impl TestRegistry {
             if let Ok((code, head)) = util::http_probe(&addr, "/v2/", Duration::from_millis(500)) {
                 let ours = head.contains(&format!("x-skip-testkit-instance: {}", self.instance));
                 if (code == 200 || code == 401) && ours {
+                    return Ok(());
+                }
+                // Go's server answers plain http on a TLS port with a bare 400.
+                if self.tls.is_some() && code == 400 {
                     return Ok(());
                 }
             }
@@ -263,6 +286,7 @@ fn config_yaml(
     mode: &AuthMode,
     token: Option<&TokenServer>,
     instance: &str,
+    tls: Option<&(PathBuf, PathBuf)>,
 ) -> String {
     let data = dir.join("data");
     let mut cfg = format!(
@@ -273,6 +297,13 @@ fn config_yaml(
          headers:\n    X-Skip-Testkit-Instance: [\"{instance}\"]\n",
         data.display()
     );
+    if let Some((cert, key)) = tls {
+        cfg.push_str(&format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        ));
+    }
     match (mode, token) {
         (AuthMode::Open, _) => {}
         (AuthMode::Htpasswd { .. }, _) => {
