@@ -1,7 +1,10 @@
 //! scripts/install.sh, the action's setup step, run by itself with `sh` (dash on Debian): download
 //! with retries from a local server, SHA-256 against the committed dist/SHA256SUMS, the tool
-//! cache, curl or wget, the architecture names, `binary:`, and every refusal. The "binaries" are
-//! small shell scripts, so these tests need no release build.
+//! cache, curl or wget, the architecture names, `binary:`, and every refusal; where the assets
+//! come from (OWNER/REPO from the action's path, GITHUB_SERVER_URL); and the source build (the
+//! action's own checkout, when its sources are not the release's or no asset can be had) with
+//! the digest that decides it. The downloaded "binaries" are small shell scripts and the source
+//! build is a tiny cargo crate, so these tests need no release build.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -53,11 +56,13 @@ impl Setup {
         let action = dir.path().join("action");
         std::fs::create_dir_all(action.join("scripts")).unwrap();
         std::fs::create_dir_all(action.join("dist")).unwrap();
-        std::fs::copy(
-            repo_root().join("scripts/install.sh"),
-            action.join("scripts/install.sh"),
-        )
-        .unwrap();
+        for script in ["install.sh", "source-digest.sh"] {
+            std::fs::copy(
+                repo_root().join("scripts").join(script),
+                action.join("scripts").join(script),
+            )
+            .unwrap();
+        }
         std::fs::write(action.join("dist/VERSION"), format!("{VERSION}\n")).unwrap();
         let sums = format!(
             "{}  {X86}\n{}  {ARM}\n",
@@ -479,4 +484,443 @@ fn the_committed_dist_is_well_formed() {
         assets.push(name);
     }
     assert_eq!(assets, vec![X86, ARM], "dist/SHA256SUMS lists both targets");
+    // dist/SOURCES, written with them on a release (absent until the first one: every commit
+    // then builds from source).
+    if let Ok(sources) = std::fs::read_to_string(dist.join("SOURCES")) {
+        let d = sources.trim();
+        assert!(
+            d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()),
+            "dist/SOURCES: {d:?}"
+        );
+    }
+}
+
+// ---- where the assets come from -------------------------------------------------------------
+
+/// The asset's path on a GitHub/Gitea-style server: `/OWNER/REPO/releases/download/vV/asset`.
+fn release_path(repo: &str, asset: &str) -> String {
+    format!("/{repo}/releases/download/v{VERSION}/{asset}")
+}
+
+#[test]
+fn owner_and_repo_come_from_the_action_path() {
+    let s = Setup::new();
+    s.server
+        .put(&release_path("acme/fork", X86), good_binary("x86_64"));
+    let server = s.server.url();
+    let r = s.run_with_path(
+        &[
+            (
+                "GITHUB_ACTION_PATH",
+                "/home/runner/work/_actions/acme/fork/v1",
+            ),
+            ("GITHUB_SERVER_URL", &server),
+        ],
+        None,
+    );
+    r.assert_ok();
+    assert_eq!(r.out("source"), "download");
+    assert_eq!(
+        s.server.requests(),
+        vec![format!("GET {} 200", release_path("acme/fork", X86))]
+    );
+
+    // The path names where this script is; a GITHUB_ACTION_REPOSITORY that disagrees (a wrapping
+    // composite action's, say) does not win, and the log says so.
+    let s = Setup::new();
+    s.server
+        .put(&release_path("acme/fork", X86), good_binary("x86_64"));
+    let server = s.server.url();
+    let r = s.run_with_path(
+        &[
+            (
+                "GITHUB_ACTION_PATH",
+                "/runner/_work/_actions/acme/fork/main",
+            ),
+            ("GITHUB_ACTION_REPOSITORY", "someone/else"),
+            ("GITHUB_SERVER_URL", &server),
+        ],
+        None,
+    );
+    r.assert_ok();
+    assert!(r.log().contains("someone/else"), "{}", r.log());
+    assert_eq!(s.server.requests().len(), 1);
+    assert!(s.server.requests()[0].contains("/acme/fork/"));
+}
+
+#[test]
+fn gitea_and_runners_without_the_layout_use_github_action_repository() {
+    // act_runner (Gitea) keeps actions elsewhere; GITHUB_SERVER_URL is the Gitea host, whose
+    // release URLs have GitHub's layout.
+    let s = Setup::new();
+    s.server.put(
+        &release_path("infra/skip-action", X86),
+        good_binary("x86_64"),
+    );
+    let server = s.server.url();
+    let r = s.run_with_path(
+        &[
+            ("GITEA_ACTIONS", "true"),
+            ("GITHUB_ACTION_PATH", "/root/.cache/act/abc123/hostexecutor"),
+            ("GITHUB_ACTION_REPOSITORY", "infra/skip-action"),
+            ("GITHUB_SERVER_URL", &server),
+        ],
+        None,
+    );
+    r.assert_ok();
+    assert_eq!(
+        s.server.requests(),
+        vec![format!(
+            "GET {} 200",
+            release_path("infra/skip-action", X86)
+        )]
+    );
+
+    // download-url still overrides everything.
+    let s = Setup::new();
+    let r = s.run(&[
+        (
+            "GITHUB_ACTION_PATH",
+            "/home/runner/work/_actions/acme/fork/v1",
+        ),
+        ("GITHUB_SERVER_URL", "http://127.0.0.1:9"),
+    ]);
+    r.assert_ok();
+    assert_eq!(
+        s.server.requests(),
+        vec![format!("GET /v{VERSION}/{X86} 200")]
+    );
+
+    // Nothing to go on, and no sources to build: the fix is named.
+    let s = Setup::new();
+    let r = s.run_with_path(
+        &[
+            ("GITHUB_ACTION_PATH", "/somewhere/else"),
+            ("GITHUB_ACTION_REPOSITORY", ""),
+        ],
+        None,
+    );
+    r.assert_failed("download-url:");
+    assert!(s.server.requests().is_empty());
+    // A malformed repository name is not used.
+    let s = Setup::new();
+    s.run_with_path(
+        &[
+            ("GITHUB_ACTION_PATH", "/somewhere/else"),
+            ("GITHUB_ACTION_REPOSITORY", "../../evil"),
+        ],
+        None,
+    )
+    .assert_failed("download-url:");
+}
+
+// ---- the source build -----------------------------------------------------------------------
+
+const BUILT_VERSION: &str = "skip-action 0.0.1-built-from-source";
+
+/// Makes the Setup's action a checkout with sources: a tiny cargo crate whose `skip-action`
+/// binary answers `--version` with [`BUILT_VERSION`].
+fn with_sources(s: &Setup) {
+    let a = s.path("action");
+    std::fs::write(
+        a.join("Cargo.toml"),
+        "[package]\nname = \"skip-action\"\nversion = \"0.0.1\"\nedition = \"2021\"\n\n[[bin]]\nname = \"skip-action\"\npath = \"src/main.rs\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        a.join("Cargo.lock"),
+        "# This file is automatically @generated by Cargo.\n# It is not intended for manual editing.\nversion = 3\n\n[[package]]\nname = \"skip-action\"\nversion = \"0.0.1\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(a.join("src")).unwrap();
+    std::fs::write(
+        a.join("src/main.rs"),
+        format!("fn main() {{ println!(\"{BUILT_VERSION}\"); }}\n"),
+    )
+    .unwrap();
+}
+
+fn source_digest(dir: &Path) -> String {
+    let o = Command::new("sh")
+        .arg(repo_root().join("scripts/source-digest.sh"))
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    assert!(
+        d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{d}"
+    );
+    d
+}
+
+/// cargo for the installer: the test's PATH, CARGO_HOME, RUSTUP_HOME and toolchain (the
+/// installer runs with HOME in a temp dir).
+fn cargo_env() -> Vec<(String, String)> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let mut env = vec![
+        (
+            "CARGO_HOME".to_string(),
+            std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo")),
+        ),
+        (
+            "RUSTUP_HOME".to_string(),
+            std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup")),
+        ),
+    ];
+    if let Ok(t) = std::env::var("RUSTUP_TOOLCHAIN") {
+        env.push(("RUSTUP_TOOLCHAIN".to_string(), t));
+    }
+    env
+}
+
+fn run_built(s: &Setup, extra: &[(&str, &str)]) -> Run {
+    let cargo = cargo_env();
+    let mut env: Vec<(&str, &str)> = cargo
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    env.extend_from_slice(extra);
+    s.run_with_path(&env, None)
+}
+
+fn assert_runs_the_build(r: &Run) {
+    let out = Command::new(r.out("path"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), BUILT_VERSION);
+    assert!(r.log().contains(BUILT_VERSION), "{}", r.log());
+}
+
+#[test]
+fn sources_that_differ_from_the_release_are_built_and_cached() {
+    let s = Setup::new();
+    with_sources(&s);
+    // The release was built from other sources.
+    std::fs::write(
+        s.path("action/dist/SOURCES"),
+        format!("{}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let url = s.download_url();
+    let r = run_built(&s, &[("INPUT_DOWNLOAD_URL", &url)]);
+    r.assert_ok();
+    assert_eq!(r.out("source"), "build", "{}", r.log());
+    assert_runs_the_build(&r);
+    assert!(s.server.requests().is_empty(), "nothing is downloaded");
+    assert!(r.log().contains("differ from release"), "{}", r.log());
+    // The time it took, as a notice on the run's page.
+    assert!(
+        r.log()
+            .contains("::notice title=skip-action setup::built skip-action from source in "),
+        "{}",
+        r.log()
+    );
+    let digest = source_digest(&s.path("action"));
+    assert!(
+        r.out("path")
+            .contains(&format!("/skip-action/src-{digest}/")),
+        "cached by the digest of the sources: {}",
+        r.out("path")
+    );
+    // No build directory is left behind.
+    let left: Vec<_> = std::fs::read_dir(s.path("toolcache/skip-action"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".build"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // The next job on this runner: from the tool cache, no cargo needed.
+    let path = minimal_path(&s, &["find", "sort"]);
+    let r = s.run_with_path(&[("INPUT_DOWNLOAD_URL", &url)], Some(&path));
+    r.assert_ok();
+    assert_eq!(r.out("source"), "build-cache", "{}", r.log());
+    assert_runs_the_build(&r);
+
+    // No dist/SOURCES at all (no release recorded its sources): built too.
+    let s = Setup::new();
+    with_sources(&s);
+    let r = run_built(&s, &[("INPUT_DOWNLOAD_URL", &url)]);
+    r.assert_ok();
+    assert_eq!(r.out("source"), "build");
+    assert!(r.log().contains("dist/SOURCES is missing"), "{}", r.log());
+}
+
+#[test]
+fn release_sources_download_the_release_and_failing_downloads_build() {
+    let s = Setup::new();
+    with_sources(&s);
+    let digest = source_digest(&s.path("action"));
+    std::fs::write(s.path("action/dist/SOURCES"), format!("{digest}\n")).unwrap();
+    let url = s.download_url();
+
+    // This commit is the release: its binary is downloaded, nothing is built.
+    let r = run_built(&s, &[("INPUT_DOWNLOAD_URL", &url)]);
+    r.assert_ok();
+    assert_eq!(r.out("source"), "download", "{}", r.log());
+    assert!(r.log().contains("are release"), "{}", r.log());
+
+    // Downloads failing (a fork that never released, an outage): built from source, and run.
+    let s = Setup::new();
+    with_sources(&s);
+    std::fs::write(s.path("action/dist/SOURCES"), format!("{digest}\n")).unwrap();
+    s.server.fail_next(&[503, 503]);
+    let url = s.download_url();
+    let r = run_built(
+        &s,
+        &[
+            ("INPUT_DOWNLOAD_URL", &url),
+            ("SKIP_ACTION_DOWNLOAD_ATTEMPTS", "2"),
+        ],
+    );
+    r.assert_ok();
+    assert_eq!(s.server.requests().len(), 2, "{:?}", s.server.requests());
+    assert_eq!(r.out("source"), "build", "{}", r.log());
+    assert!(r.log().contains("could not be downloaded"), "{}", r.log());
+    assert_runs_the_build(&r);
+    assert!(!s.cached("x86_64-unknown-linux-musl").exists());
+
+    // A tampered asset is never a reason to build something else: it fails.
+    let s = Setup::new();
+    with_sources(&s);
+    std::fs::write(s.path("action/dist/SOURCES"), format!("{digest}\n")).unwrap();
+    let marker = s.path("ran");
+    s.server
+        .put(&format!("/v{VERSION}/{X86}"), evil_binary(&marker));
+    let url = s.download_url();
+    run_built(&s, &[("INPUT_DOWNLOAD_URL", &url)]).assert_failed("checksum mismatch");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn without_cargo_the_source_build_fails_with_the_fix() {
+    let s = Setup::new();
+    with_sources(&s);
+    let path = minimal_path(&s, &["curl", "find", "sort"]);
+    let url = s.download_url();
+    let r = s.run_with_path(
+        &[
+            ("INPUT_DOWNLOAD_URL", &url),
+            ("CARGO_HOME", s.path("no-cargo").to_str().unwrap()),
+        ],
+        Some(&path),
+    );
+    r.assert_failed("cargo is not installed");
+    assert!(
+        r.log().contains("differ from release") || r.log().contains("dist/SOURCES is missing"),
+        "{}",
+        r.log()
+    );
+    for fix in ["sh.rustup.rs", "GITHUB_PATH", "@v1", "binary:"] {
+        assert!(
+            r.log().contains(fix),
+            "the fix must name {fix}: {}",
+            r.log()
+        );
+    }
+    assert!(s.server.requests().is_empty());
+}
+
+/// The digest covers every file cargo reads to build the binary — its dep-info, written next to
+/// the test build — so a new source location cannot slip past it and run an old release binary
+/// under a newer action.yml.
+#[test]
+fn the_source_digest_covers_every_file_the_binary_is_built_from() {
+    let root = repo_root().canonicalize().unwrap();
+    let listed = Command::new("sh")
+        .arg(root.join("scripts/source-digest.sh"))
+        .arg("--list")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed: std::collections::BTreeSet<String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for must in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+        "src/main.rs",
+    ] {
+        assert!(listed.contains(must), "{must} not covered: {listed:?}");
+    }
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_skip-action"));
+    let dep_info = bin.with_extension("d");
+    let text = std::fs::read_to_string(&dep_info)
+        .unwrap_or_else(|e| panic!("{}: {e}", dep_info.display()));
+    // `target: dep dep …` (spaces in paths are escaped as `\ `; this repository has none).
+    let deps = text.split_once(": ").expect("dep-info line").1;
+    let mut checked = 0;
+    for dep in deps.split_whitespace() {
+        let p = Path::new(dep);
+        let Ok(rel) = p.strip_prefix(&root) else {
+            continue;
+        };
+        let rel = rel.to_str().unwrap();
+        if rel.starts_with("target/") {
+            continue;
+        }
+        assert!(
+            listed.contains(rel),
+            "{rel} goes into the binary but scripts/source-digest.sh does not cover it"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 20,
+        "only {checked} files in {}",
+        dep_info.display()
+    );
+}
+
+/// The digest is a function of the covered files' contents and paths: not of where the checkout
+/// is, nor of files outside the build (docs, tests of the action, workflows).
+#[test]
+fn the_source_digest_follows_the_sources_only() {
+    let root = repo_root();
+    let listed = Command::new("sh")
+        .arg(root.join("scripts/source-digest.sh"))
+        .arg("--list")
+        .output()
+        .unwrap();
+    let files: Vec<String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let copy = |to: &Path| {
+        for f in &files {
+            let dst = to.join(f);
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            std::fs::copy(root.join(f), dst).unwrap();
+        }
+    };
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    copy(a.path());
+    copy(&b.path().join("deeper/checkout"));
+    let b = b.path().join("deeper/checkout");
+    let d = source_digest(a.path());
+    assert_eq!(source_digest(&b), d, "the digest depends on the location");
+    assert_eq!(
+        source_digest(&root),
+        d,
+        "the copy is the checkout's sources"
+    );
+    std::fs::write(b.join("README.md"), "docs change\n").unwrap();
+    std::fs::create_dir_all(b.join("tests")).unwrap();
+    std::fs::write(b.join("tests/new.rs"), "// test\n").unwrap();
+    assert_eq!(source_digest(&b), d, "files outside the build count");
+    std::fs::write(b.join("src/main.rs"), "fn main() {}\n").unwrap();
+    assert_ne!(source_digest(&b), d, "a source change is missed");
+    std::fs::copy(root.join("src/main.rs"), b.join("src/main.rs")).unwrap();
+    assert_eq!(source_digest(&b), d);
+    std::fs::write(b.join("crates/registry/src/new.rs"), "// new\n").unwrap();
+    assert_ne!(source_digest(&b), d, "a new source file is missed");
 }
