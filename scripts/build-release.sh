@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Builds the release binaries: fully static musl executables for x86_64 and aarch64, reproducibly.
 #
-#   scripts/build-release.sh                  # build both, write dist/VERSION and dist/SHA256SUMS
-#   scripts/build-release.sh --check          # build both; fail unless they match dist/ (release CI)
+#   scripts/build-release.sh                  # build both, write dist/VERSION, dist/SHA256SUMS and
+#                                             # dist/SOURCES (scripts/source-digest.sh)
+#   scripts/build-release.sh --check          # build both; fail unless they and this checkout's
+#                                             # sources match dist/ (release CI)
 #   scripts/build-release.sh --reproducible   # also build again from a copy of the tree at another
 #                                             # path with another target dir, and compare the bytes
 #   options: --out DIR (assets; default $CARGO_TARGET_DIR/release-assets), --no-dist (leave dist/
 #            alone), --target TRIPLE (repeatable; default both), --no-install (install nothing)
 #
 # The assets are `skip-action-<target>` (the bare executable) and `SHA256SUMS`. The action
-# downloads an asset and checks it against the dist/SHA256SUMS committed with it, so dist/ must be
-# written by this script, on the commit that is tagged (see README, "Releasing").
+# downloads an asset and checks it against the dist/SHA256SUMS committed with it, and downloads at
+# all only when its checkout's sources have the digest in dist/SOURCES (else it builds them), so
+# dist/ must be written by this script, on the commit that is tagged (see README, "Releasing").
 #
 # What makes the bytes reproducible: the toolchain pinned by rust-toolchain.toml, `--locked`,
 # rust-lld (shipped with that toolchain) as the linker for both targets (.cargo/config.toml), path
@@ -178,13 +181,19 @@ if [ "$write_dist" = true ]; then
   mkdir -p dist
   echo "$version" > dist/VERSION
   cp "$out/SHA256SUMS" dist/SHA256SUMS
-  echo "==> wrote dist/VERSION ($version) and dist/SHA256SUMS: commit them, then tag v$version"
+  sh scripts/source-digest.sh "$root" > dist/SOURCES
+  echo "==> wrote dist/VERSION ($version), dist/SHA256SUMS and dist/SOURCES: commit them, then tag v$version"
 fi
 if [ "$check" = true ]; then
   fail=false
   [ "$(cat dist/VERSION 2>/dev/null)" = "$version" ] || { echo "dist/VERSION is '$(cat dist/VERSION 2>/dev/null)', Cargo.toml says $version" >&2; fail=true; }
   if ! diff -u dist/SHA256SUMS "$out/SHA256SUMS" >&2; then
     echo "the binaries built here differ from dist/SHA256SUMS (above: committed, then built)" >&2
+    fail=true
+  fi
+  sources=$(sh scripts/source-digest.sh "$root")
+  if [ "$(cat dist/SOURCES 2>/dev/null)" != "$sources" ]; then
+    echo "dist/SOURCES is '$(cat dist/SOURCES 2>/dev/null)', this checkout's sources are $sources: the action would build from source instead of downloading this release" >&2
     fail=true
   fi
   [ "$fail" = false ] || { echo "build-release.sh --check: FAILED" >&2; exit 1; }

