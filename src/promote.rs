@@ -1638,9 +1638,10 @@ pub mod jobs {
                                 _ => "",
                             };
                             return Err(anyhow!(
-                                "reading the jobs of run {} from {}{route}: {e}{hint}",
+                                "reading the jobs of run {} from {}{route}: {}{hint}",
                                 env.run_id,
-                                env.api_url
+                                env.api_url,
+                                crate::github::api_client::describe(&e)
                             ));
                         }
                     };

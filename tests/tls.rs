@@ -149,3 +149,57 @@ fn without_the_ca_decide_builds_everything_and_says_why() {
         d.stderr
     );
 }
+
+/// The jobs API (`promote --require-jobs`) is on the same trust policy: an HTTPS server whose
+/// certificate comes from the test CA (the TLS registry, for its real TLS; its 404 stands for the
+/// API's answer) is reached when SSL_CERT_FILE names the CA, and refused as UnknownIssuer when not.
+#[test]
+fn the_jobs_api_trusts_the_same_ca() {
+    let ca = TestCa::new("127.0.0.1").unwrap();
+    let server = TestRegistry::start_tls(&ca.cert_path(), &ca.key_path()).unwrap();
+    let ws = Ws::new();
+    ws.write(
+        "skip-action.yml",
+        "version: 1\nrepository: 127.0.0.1:9/acme/jobs\nimages:\n  base:\n    tag: base-{hash}\n    promote: [base-latest]\n",
+    );
+    ws.write("Dockerfile", "FROM scratch\n");
+    let api = format!("https://{}/api/v1", server.host());
+    let empty = tempfile::tempdir().unwrap();
+    let ca_path = ca.ca_path();
+    let run = |cert_file: &str| {
+        gh_run(
+            &ws,
+            "promote",
+            &["--wait", "0", "--require-jobs", "test"],
+            &[
+                ("GITHUB_API_URL", api.as_str()),
+                ("GITHUB_REPOSITORY", "acme/jobs"),
+                ("GITHUB_RUN_ID", "42"),
+                ("GITHUB_TOKEN", "tok-tls-123"),
+                ("SSL_CERT_FILE", cert_file),
+                ("SSL_CERT_DIR", empty.path().to_str().unwrap()),
+            ],
+        )
+    };
+    let trusted = run(ca_path.to_str().unwrap());
+    let untrusted = run("");
+    assert_ne!(trusted.code, Some(0));
+    assert_ne!(untrusted.code, Some(0));
+    assert!(
+        !trusted.everything().contains("UnknownIssuer")
+            && !trusted.everything().contains("certificate"),
+        "{}",
+        trusted.everything()
+    );
+    assert!(
+        trusted.stderr.contains("answered 404"),
+        "{}",
+        trusted.stderr
+    );
+    assert!(
+        untrusted.stderr.contains("UnknownIssuer") && untrusted.stderr.contains("SSL_CERT_FILE"),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(!trusted.everything().contains("tok-tls-123"));
+}
