@@ -101,9 +101,11 @@ if [ -f "$action_dir/Cargo.toml" ] && [ -d "$action_dir/src" ] && [ -r "$here/so
   src_digest=$(sh "$here/source-digest.sh" "$action_dir") || die "could not compute the digest of $action_dir's sources (scripts/source-digest.sh)"
 fi
 
-# Builds this checkout with cargo (cached by source digest) and exits; $1 says why.
+# Builds this checkout with cargo (cached by source digest) and exits; $1 says why, $2 (optional)
+# is one more way out for the no-cargo error.
 build_from_source() {
   why=$1
+  more=${2:-}
   host=$(lower "$(uname -s)-$(uname -m)")
   bdir=$cache_root/skip-action/src-$src_digest/$host
   bbin=$bdir/skip-action
@@ -119,7 +121,7 @@ build_from_source() {
     cargo_bin=$cargo_home/bin/cargo
   fi
   if [ -z "$cargo_bin" ]; then
-    die "$why, so skip-action must be built from this action's sources, and cargo is not installed on this runner. Fix, one of: (1) install Rust in a step before this one: run: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal && echo \"\$HOME/.cargo/bin\" >> \"\$GITHUB_PATH\"; (2) use a released version of the action (uses: OWNER/skip-action@v1, whose binary is downloaded); (3) pass binary: (a skip-action you built) or download-url: (where this version's assets are)"
+    die "$why, so skip-action must be built from this action's sources, and cargo is not installed on this runner. Fix, one of: (1) install Rust in a step before this one: run: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal && echo \"\$HOME/.cargo/bin\" >> \"\$GITHUB_PATH\"; (2) use a released version of the action (uses: OWNER/skip-action@v1, whose binary is downloaded); (3) pass binary: (a skip-action you built)${more:+; $more}"
   fi
   channel=""
   if [ -f "$action_dir/rust-toolchain.toml" ]; then
@@ -158,7 +160,7 @@ build_from_source() {
 # Without sources: the old refusal (no way to build). With them: build, saying why.
 cannot_download() {
   if [ "$has_sources" = true ]; then
-    build_from_source "$1"
+    build_from_source "$1" "${3:-}"
   fi
   die "$2"
 }
@@ -248,7 +250,7 @@ else
     where="GITHUB_ACTION_REPOSITORY"
   fi
   if [ -z "$repo" ]; then
-    cannot_download "cannot tell which repository this action came from" "cannot tell which repository this action came from (GITHUB_ACTION_PATH ${GITHUB_ACTION_PATH:-unset} has no …/_actions/OWNER/REPO/REF layout and GITHUB_ACTION_REPOSITORY is unset): pass download-url: (e.g. https://gitea.example.com/OWNER/skip-action/releases/download/v{version}) or binary:"
+    cannot_download "cannot tell which repository this action came from" "cannot tell which repository this action came from (GITHUB_ACTION_PATH ${GITHUB_ACTION_PATH:-unset} has no …/_actions/OWNER/REPO/REF layout and GITHUB_ACTION_REPOSITORY is unset): pass download-url: (e.g. https://gitea.example.com/OWNER/skip-action/releases/download/v{version}) or binary:" "(4) set download-url: to where release $version's assets are"
   fi
   server=${GITHUB_SERVER_URL:-https://github.com}
   server=${server%/}
@@ -319,7 +321,7 @@ done
 if [ "$got" != true ]; then
   rm -f "$tmp"
   rmdir "$dir" 2>/dev/null || true
-  cannot_download "the release asset could not be downloaded (from $where:$tried)" "could not download$tried ($attempts attempts each with $client; location from $where). Check the network or download-url:, or pass binary:"
+  cannot_download "the release asset could not be downloaded (from $where:$tried)" "could not download$tried ($attempts attempts each with $client; location from $where). Check the network or download-url:, or pass binary:" "(4) set download-url: to where release $version's assets are"
 fi
 
 actual=$(sha256_of "$tmp")
