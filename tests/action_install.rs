@@ -859,7 +859,11 @@ fn the_source_digest_covers_every_file_the_binary_is_built_from() {
     let mut checked = 0;
     for dep in deps.split_whitespace() {
         let p = Path::new(dep);
-        let Ok(rel) = p.strip_prefix(&root) else {
+        let Some(rel) = p
+            .strip_prefix(&root)
+            .or_else(|_| p.strip_prefix(repo_root()))
+            .ok()
+        else {
             continue;
         };
         let rel = rel.to_str().unwrap();
