@@ -12,12 +12,13 @@ cd "$(dirname "$0")/.."
 
 quick=false
 [ "${1:-}" = "--quick" ] && quick=true
-if [ "$quick" = true ]; then
-  # Said up front, so a green --quick run is never mistaken for the whole suite.
-  echo "==> --quick SKIPS: installing Debian packages, cargo clippy, the zizmor and actionlint audits,"
+# Said first and last, so a green --quick run is never mistaken for the whole suite.
+skipped() {
+  echo "==> --quick SKIPPED: installing Debian packages, cargo clippy, the zizmor and actionlint audits,"
   echo "    the static release build (so tests/action_release.rs checks nothing and tests/action_e2e.rs"
   echo "    runs on the debug binary, or not at all without act): run scripts/test.sh before pushing"
-fi
+}
+[ "$quick" = true ] && skipped
 
 # Debian packages the tests use: the CNCF registry, skopeo (pushes test images), apache2-utils
 # (htpasswd for the Basic-auth registry), qemu-user-static (runs the aarch64 binary); for the
@@ -105,3 +106,4 @@ fi
 
 echo "==> cargo test"
 cargo test --workspace --locked 2>&1
+[ "$quick" = false ] || skipped
