@@ -321,3 +321,149 @@ pub fn from_parents(config: &Config, discovery: &Discovery) -> Vec<Vec<usize>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn img(platform: Option<&str>, digest: &str, l: &[&str]) -> PlatformImage {
+        PlatformImage {
+            platform: platform.map(|p| PlatformKey::parse(p).unwrap()),
+            digest: digest.into(),
+            layers: Some(layers(l)),
+        }
+    }
+
+    fn found(index: bool, images: Vec<PlatformImage>) -> Found {
+        Found {
+            manifest: Manifest {
+                bytes: vec![],
+                media_type: String::new(),
+                digest: "sha256:top".into(),
+            },
+            index,
+            images,
+        }
+    }
+
+    #[test]
+    fn layer_prefix() {
+        assert!(is_layer_prefix(
+            &layers(&["a", "b"]),
+            &layers(&["a", "b", "c"])
+        ));
+        assert!(is_layer_prefix(&layers(&["a", "b"]), &layers(&["a", "b"])));
+        assert!(!is_layer_prefix(
+            &layers(&["a", "b"]),
+            &layers(&["a", "x", "c"])
+        ));
+        assert!(!is_layer_prefix(
+            &layers(&["a", "b", "c"]),
+            &layers(&["a", "b"])
+        ));
+        assert!(!is_layer_prefix(&layers(&["b"]), &layers(&["a", "b"])));
+        assert!(is_layer_prefix(&[], &layers(&["a"])));
+    }
+
+    #[test]
+    fn platform_normalisation_and_coverage() {
+        let p = |s: &str| PlatformKey::parse(s).unwrap();
+        assert_eq!(p("linux/arm64"), p("linux/arm64/v8"));
+        assert_eq!(p("linux/aarch64"), p("linux/arm64"));
+        assert_eq!(p("linux/arm"), p("linux/arm/v7"));
+        assert_ne!(p("linux/arm/v6"), p("linux/arm/v7"));
+        assert_eq!(p("Linux/AMD64"), p("linux/amd64"));
+        assert!(PlatformKey::parse("linux").is_err());
+        assert!(PlatformKey::parse("linux//").is_err());
+        let have = vec![p("linux/amd64"), p("linux/arm64/v8")];
+        assert!(missing_platforms(&layers(&["linux/amd64", "linux/arm64"]), &have).is_empty());
+        assert_eq!(
+            missing_platforms(
+                &layers(&["linux/amd64", "linux/s390x", "linux/arm/v7"]),
+                &have
+            ),
+            layers(&["linux/s390x", "linux/arm/v7"])
+        );
+        assert_eq!(missing_platforms(&layers(&["bad"]), &have).len(), 1);
+        assert!(PlatformKey::new("unknown", "unknown", None).is_unknown());
+    }
+
+    #[test]
+    fn base_single_arch() {
+        let base = found(false, vec![img(None, "sha256:b", &["l1", "l2"])]);
+        let good = found(false, vec![img(None, "sha256:c", &["l1", "l2", "l3"])]);
+        assert!(base_problems(&[("base", &base)], &good).is_empty());
+        let stale = found(false, vec![img(None, "sha256:s", &["l1", "old", "l3"])]);
+        let p = base_problems(&[("base", &base)], &stale);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("not built on the current base"), "{p:?}");
+    }
+
+    #[test]
+    fn base_multi_arch_matches_platforms() {
+        let base = found(
+            true,
+            vec![
+                img(Some("linux/amd64"), "sha256:ba", &["a1"]),
+                img(Some("linux/arm64"), "sha256:bb", &["b1"]),
+            ],
+        );
+        let good = found(
+            true,
+            vec![
+                img(Some("linux/amd64"), "sha256:ca", &["a1", "x"]),
+                img(Some("linux/arm64/v8"), "sha256:cb", &["b1", "y"]),
+            ],
+        );
+        assert!(base_problems(&[("base", &base)], &good).is_empty());
+        // arm64 child on the amd64 base layers: wrong platform's base.
+        let crossed = found(
+            true,
+            vec![
+                img(Some("linux/amd64"), "sha256:ca", &["a1", "x"]),
+                img(Some("linux/arm64"), "sha256:cb", &["a1", "y"]),
+            ],
+        );
+        let p = base_problems(&[("base", &base)], &crossed);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("linux/arm64"), "{p:?}");
+        // A platform the base does not have.
+        let extra = found(true, vec![img(Some("linux/s390x"), "sha256:cs", &["z"])]);
+        let p = base_problems(&[("base", &base)], &extra);
+        assert!(p[0].contains("base has no linux/s390x"), "{p:?}");
+    }
+
+    #[test]
+    fn base_mixed_and_several_parents() {
+        // Single-arch child of unknown platform on a multi-arch base: any base image may match.
+        let base = found(
+            true,
+            vec![
+                img(Some("linux/amd64"), "sha256:ba", &["a1"]),
+                img(Some("linux/arm64"), "sha256:bb", &["b1"]),
+            ],
+        );
+        let child = found(false, vec![img(None, "sha256:c", &["b1", "c"])]);
+        assert!(base_problems(&[("base", &base)], &child).is_empty());
+        // Two FROM parents: built on either is enough.
+        let tools = found(false, vec![img(None, "sha256:t", &["t1"])]);
+        let on_tools = found(false, vec![img(None, "sha256:c", &["t1", "c"])]);
+        assert!(base_problems(&[("base", &base), ("tools", &tools)], &on_tools).is_empty());
+        let on_neither = found(false, vec![img(None, "sha256:c", &["q", "c"])]);
+        let p = base_problems(&[("base", &base), ("tools", &tools)], &on_neither);
+        assert!(p[0].contains("base or tools"), "{p:?}");
+    }
+
+    #[test]
+    fn short_digests() {
+        assert_eq!(
+            short_digest("sha256:0123456789abcdef0123"),
+            "sha256:0123456789ab"
+        );
+        assert_eq!(short_digest("sha256:ab"), "sha256:ab");
+    }
+}

@@ -12,6 +12,7 @@ use clap::{builder::BoolishValueParser, ArgAction, Args};
 
 use super::{hash_options, load_and_discover, load_and_hash_online, runtime, Hashed};
 use crate::cli::{Common, RegistryArgs};
+use crate::github::jobs;
 use crate::github::output::{write_summary, Outputs};
 use crate::promote::{self, AliasStatus, Options};
 
@@ -54,8 +55,8 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     // Flags and environment first: a usage error must come before any network traffic.
     let jobs_gate = match args.require_jobs.as_deref() {
         Some(text) => {
-            let patterns = promote::jobs::parse_patterns(text)?;
-            let env = promote::jobs::ApiEnv::from_env(args.registry.token.as_deref())?;
+            let patterns = jobs::parse_patterns(text)?;
+            let env = jobs::ApiEnv::from_env(args.registry.token.as_deref())?;
             Some((patterns, env))
         }
         None => None,
@@ -71,11 +72,6 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let version = hash_options(&args.common).version;
     let plan = promote::plan_aliases(&config, &hashes, version.as_deref())?;
     let from = promote::from_parents(&config, &discovery);
-    let blobs = promote::blob::Reader::new(
-        client.clone(),
-        crate::registry::credentials(&config, &flags)?,
-        Duration::from_secs(60),
-    )?;
     let opts = Options {
         wait: Duration::from_secs_f64(args.wait),
         dry_run: args.dry_run,
@@ -87,15 +83,7 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         let registry = async {
             match tokio::time::timeout(
                 flags.timeout + opts.wait,
-                promote::check(
-                    &client,
-                    &config,
-                    &hashes,
-                    &from,
-                    plan.clone(),
-                    &blobs,
-                    &opts,
-                ),
+                promote::check(&client, &config, &hashes, &from, plan.clone(), &opts),
             )
             .await
             {
@@ -113,12 +101,10 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         let gate = async {
             match &jobs_gate {
                 None => Vec::new(),
-                Some((patterns, env)) => {
-                    match promote::jobs::fetch(env, Duration::from_secs(60)).await {
-                        Ok(jobs) => promote::jobs::check(patterns, &jobs),
-                        Err(e) => vec![format!("require-jobs: {e:#}")],
-                    }
-                }
+                Some((patterns, env)) => match jobs::fetch(env, Duration::from_secs(60)).await {
+                    Ok(jobs) => jobs::check(patterns, &jobs),
+                    Err(e) => vec![format!("require-jobs: {e:#}")],
+                },
             }
         };
         tokio::join!(registry, gate)

@@ -1,5 +1,7 @@
-//! Talking to the CI runner: annotations, `$GITHUB_OUTPUT`, the step summary, secret masking.
+//! Talking to the CI runner: annotations, `$GITHUB_OUTPUT`, the step summary, secret masking, and
+//! the runner's jobs API (`promote --require-jobs`).
 
+pub mod jobs;
 pub mod output;
 
 /// Whether we run inside GitHub Actions or a compatible runner (Gitea/Forgejo set it too).

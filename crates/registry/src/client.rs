@@ -1055,6 +1055,37 @@ impl Client {
         bail!("tags/list of {repo} has more than {MAX_TAG_PAGES} pages")
     }
 
+    /// GETs a blob whole into memory: at most `limit` bytes (a `Content-Length` over it is
+    /// refused before reading, a body that grows past it is cut off and refused), verified
+    /// against `digest`.
+    ///
+    /// For small blobs read to be understood (an image config names the platform of a
+    /// single-arch image); layers are copied with [`Client::copy_blob`], never held whole. It
+    /// goes through the same `send` as every other call, so it shares the auth handshake, the
+    /// token cache, the per-host limit and the retries; a 404 is an [`HttpError`] with status
+    /// 404.
+    pub async fn get_blob(&self, repo: &RepoRef, digest: &str, limit: usize) -> Result<Vec<u8>> {
+        validate_digest(digest, &format!("{repo}@{digest}"))?;
+        let call = Call {
+            method: Method::GET,
+            repo,
+            url: self.api_url(repo, &format!("blobs/{digest}"))?,
+            accept: None,
+            content_type: None,
+            body: None,
+            scopes: vec![pull_scope(repo)],
+            timeout: self.inner.opts.timeout,
+            what: format!("GET blob {repo}@{digest}"),
+        };
+        let (_, bytes) = match self.send_read(&call, limit).await? {
+            Ok(ok) => ok,
+            Err(sent) => return Err(self.http_error(&call.what, sent).await),
+        };
+        verify_digest(digest, &bytes)
+            .with_context(|| format!("{} returned different content", call.what))?;
+        Ok(bytes.to_vec())
+    }
+
     /// Does `repo` have the blob?
     pub async fn blob_exists(&self, repo: &RepoRef, digest: &str) -> Result<bool> {
         validate_digest(digest, &format!("{repo}@{digest}"))?;
