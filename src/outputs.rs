@@ -8,7 +8,6 @@
 
 use serde::Serialize;
 
-use crate::commands::build_args_text;
 use crate::config::{Config, ImageSpec};
 use crate::github::output::Outputs;
 use crate::hash::ImageHash;
@@ -309,6 +308,14 @@ fn md_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace(['\n', '\r'], " ")
+}
+
+/// `K=V` lines (shared by the matrices here and `hash --json` / `inputs --json`), ready for docker/build-push-action's `build-args`.
+pub fn build_args_text(args: &std::collections::BTreeMap<String, String>) -> String {
+    args.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

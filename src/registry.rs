@@ -32,7 +32,7 @@ pub struct RegistryFlags {
 pub const LIST_THRESHOLD: usize = 16;
 
 /// How content tags are asked about.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProbeMode {
     /// `tags/list` for repositories with [`LIST_THRESHOLD`] or more images, HEAD otherwise.
     #[default]
@@ -41,19 +41,6 @@ pub enum ProbeMode {
     Head,
     /// One `tags/list` per repository, falling back to HEAD if it fails.
     List,
-}
-
-impl ProbeMode {
-    pub fn parse(s: Option<&str>) -> anyhow::Result<Self> {
-        match s.map(str::trim) {
-            None | Some("") | Some("auto") => Ok(Self::Auto),
-            Some("head") => Ok(Self::Head),
-            Some("list") => Ok(Self::List),
-            Some(other) => Err(crate::error::usage(format!(
-                "probe: `{other}` is not auto, head or list"
-            ))),
-        }
-    }
 }
 
 /// Make the client: credentials from the flags, then docker's config.json, then `GITHUB_TOKEN`.

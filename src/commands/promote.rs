@@ -8,49 +8,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use clap::{builder::BoolishValueParser, ArgAction, Args};
-
 use super::{hash_options, load_and_discover, load_and_hash_online, runtime, Hashed};
-use crate::cli::{Common, RegistryArgs};
+use crate::cli::PromoteArgs;
 use crate::github::jobs;
 use crate::github::output::{write_summary, Outputs};
 use crate::promote::{self, AliasStatus, Options};
 
-#[derive(Debug, Args)]
-pub struct PromoteArgs {
-    #[command(flatten)]
-    pub common: Common,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-    /// Run every check and show every alias move, but write nothing.
-    #[arg(long, env = "INPUT_DRY_RUN", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
-    pub dry_run: bool,
-    /// Jobs of this run that must have succeeded first: glob patterns of job names, separated by
-    /// commas or newlines (e.g. `test, scan*`). Needs a token with `actions: read`.
-    #[arg(long, env = "INPUT_REQUIRE_JOBS", value_name = "PATTERNS")]
-    pub require_jobs: Option<String>,
-    /// Print the report as JSON on stdout (instead of the summary).
-    #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
-    pub json: bool,
-    /// Seconds a content tag that answers 404 is asked again before it counts as missing
-    /// (a tag pushed a moment ago may not be visible everywhere yet).
-    #[arg(
-        long,
-        env = "INPUT_WAIT",
-        value_name = "SECONDS",
-        default_value_t = 10.0
-    )]
-    pub wait: f64,
-}
-
 pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    if !(args.wait.is_finite() && (0.0..=600.0).contains(&args.wait)) {
-        return Err(crate::error::usage(format!(
-            "wait: {} is out of range; give 0 to 600 seconds",
-            args.wait
-        )));
-    }
     let (config, discovery) = load_and_discover(&args.common)?;
     // Flags and environment first: a usage error must come before any network traffic.
     let jobs_gate = match args.require_jobs.as_deref() {
@@ -73,7 +38,7 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let plan = promote::plan_aliases(&config, &hashes, version.as_deref())?;
     let from = promote::from_parents(&config, &discovery);
     let opts = Options {
-        wait: Duration::from_secs_f64(args.wait),
+        wait: args.wait,
         dry_run: args.dry_run,
         concurrency: promote::DEFAULT_CONCURRENCY,
     };
