@@ -68,10 +68,9 @@ pub fn credentials(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Cre
     match (flags.username.as_deref(), flags.password.as_deref()) {
         (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
             let mut hosts: Vec<String> = Vec::new();
-            for r in config.images.iter().map(|i| i.repository.as_str()) {
-                let host = RepoRef::parse(r)?.registry;
-                if !hosts.contains(&host) {
-                    hosts.push(host);
+            for host in config.images.iter().map(|i| &i.repo.registry) {
+                if !hosts.contains(host) {
+                    hosts.push(host.clone());
                 }
             }
             for h in hosts {
@@ -106,17 +105,8 @@ pub async fn probe_all(
     }
     let mut head_jobs: Vec<(usize, RepoRef)> = Vec::new();
     for (repo, idx) in by_repo {
-        let rr = match RepoRef::parse(repo) {
-            Ok(r) => r,
-            Err(e) => {
-                for i in idx {
-                    answers[i] = Some(Existence::Unknown {
-                        reason: format!("bad repository {repo}: {e}"),
-                    });
-                }
-                continue;
-            }
-        };
+        // Parsed once, at the config edge: every image of one repository string has the same.
+        let rr = config.images[idx[0]].repo.clone();
         let use_list = match mode {
             ProbeMode::Auto => idx.len() >= LIST_THRESHOLD,
             ProbeMode::Head => false,

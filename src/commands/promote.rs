@@ -95,9 +95,8 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let http_hosts: BTreeSet<String> = checked
         .aliases
         .iter()
-        .filter_map(|a| a.alias.repo.split('/').next())
+        .map(|a| a.alias.repo.registry.clone())
         .filter(|h| client.scheme_for(h) == "http")
-        .map(str::to_string)
         .collect();
     let summary = promote::summary_markdown(&checked, args.dry_run, &http_hosts, stats.as_ref());
     let moved = checked

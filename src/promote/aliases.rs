@@ -15,11 +15,12 @@ pub struct Alias {
     /// Index of the image in `config.images`.
     pub image: usize,
     pub image_name: String,
-    /// Where the content is: the image's repository (canonical `registry/path`) and content tag.
-    pub source_repo: String,
+    /// Where the content is: the image's repository (shown canonical, `registry/path`) and
+    /// content tag.
+    pub source_repo: RepoRef,
     pub source_tag: String,
     /// Where the alias goes.
-    pub repo: String,
+    pub repo: RepoRef,
     pub tag: String,
     /// The template it came from, for messages.
     pub template: String,
@@ -67,21 +68,13 @@ pub fn plan_aliases(
 ) -> anyhow::Result<AliasPlan> {
     let mut aliases: Vec<Alias> = Vec::new();
     let mut skipped = Vec::new();
-    let mut owner: HashMap<(String, String), usize> = HashMap::new();
-    let mut content: HashMap<(String, String), &str> = HashMap::new();
-    let canon = |r: &str| -> anyhow::Result<String> {
-        Ok(RepoRef::parse(r)
-            .map_err(|e| usage(format!("{}: {e:#}", config.path.display())))?
-            .to_string())
-    };
+    let mut owner: HashMap<(RepoRef, String), usize> = HashMap::new();
+    let mut content: HashMap<(RepoRef, String), &str> = HashMap::new();
     for (spec, h) in config.images.iter().zip(hashes) {
-        content.insert(
-            (canon(&spec.repository)?, h.tag.clone()),
-            spec.name.as_str(),
-        );
+        content.insert((spec.repo.clone(), h.tag.clone()), spec.name.as_str());
     }
     for (i, (spec, h)) in config.images.iter().zip(hashes).enumerate() {
-        let source_repo = canon(&spec.repository)?;
+        let source_repo = &spec.repo;
         for p in &spec.promote {
             let template = p.tag.source().to_string();
             if p.tag.uses("version") && version.is_none() {
@@ -108,10 +101,7 @@ pub fn plan_aliases(
                     tag.escape_debug()
                 )));
             }
-            let repo = match &p.repository {
-                Some(r) => canon(r)?,
-                None => source_repo.clone(),
-            };
+            let repo = p.repo.clone().unwrap_or_else(|| source_repo.clone());
             let key = (repo.clone(), tag.clone());
             if let Some(other) = content.get(&key) {
                 return Err(usage(format!(

@@ -191,17 +191,12 @@ pub async fn fetch(
 ) -> Fetched {
     let n = config.images.len();
     let concurrency = opts.concurrency.max(1);
-    let repos: Vec<Result<RepoRef, String>> = config
-        .images
-        .iter()
-        .map(|s| RepoRef::parse(&s.repository).map_err(|e| format!("{e:#}")))
-        .collect();
+    let repos: Vec<&RepoRef> = config.images.iter().map(|s| &s.repo).collect();
 
     // 1. Every content tag and every alias's current digest.
     let previous_reads = stream::iter(aliases.iter())
         .map(|a| async move {
-            let repo = RepoRef::parse(&a.repo).map_err(|e| format!("{e:#}"))?;
-            match client.probe(&repo, &a.tag).await {
+            match client.probe(&a.repo, &a.tag).await {
                 Probe::Present { digest, .. } => Ok(Some(digest)),
                 Probe::Absent => Ok(None),
                 Probe::Unknown { reason } => Err(reason),
@@ -211,11 +206,10 @@ pub async fn fetch(
         .collect::<Vec<Result<Option<String>, String>>>();
     let content_reads = stream::iter(0..n)
         .map(|i| {
-            let repo = repos[i].clone();
+            let repo = repos[i];
             let tag = hashes[i].tag.clone();
             async move {
-                let repo = repo?;
-                get_waiting(client, &repo, &tag, opts.wait)
+                get_waiting(client, repo, &tag, opts.wait)
                     .await
                     .map_err(|e| format!("{e:#}"))
             }
@@ -250,7 +244,7 @@ pub async fn fetch(
             let ContentRead::Found(f) = &content[i] else {
                 return None;
             };
-            let repo = repos[i].as_ref().ok()?;
+            let repo = repos[i];
             Some(
                 f.images
                     .iter()
@@ -305,7 +299,7 @@ pub async fn fetch(
                 return None;
             }
             let cfg = f.manifest.parse().ok()?.config()?.digest.clone();
-            Some((i, repos[i].as_ref().ok()?.clone(), cfg))
+            Some((i, repos[i].clone(), cfg))
         })
         .collect();
     let cfg_results: Vec<(usize, anyhow::Result<PlatformKey>)> = stream::iter(cfg_jobs)

@@ -42,7 +42,7 @@ pub fn rollback_commands(checked: &Checked, http_hosts: &BTreeSet<String>) -> Ve
             continue;
         }
         let repo = &a.alias.repo;
-        let host = repo.split('/').next().unwrap_or("");
+        let host = repo.registry.as_str();
         let tls = if http_hosts.contains(host) {
             " --src-tls-verify=false --dest-tls-verify=false"
         } else {

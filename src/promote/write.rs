@@ -128,7 +128,7 @@ pub async fn apply(client: &Client, checked: &mut Checked, opts: &Options) -> Co
     }
 
     // 1. Content for other repositories, once per (source, target, digest).
-    let mut copies: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    let mut copies: BTreeMap<(RepoRef, RepoRef, String), usize> = BTreeMap::new();
     for a in &checked.aliases {
         if a.status == AliasStatus::Pending && a.alias.cross_repo() {
             if let Some(d) = &a.digest {
@@ -145,10 +145,8 @@ pub async fn apply(client: &Client, checked: &mut Checked, opts: &Options) -> Co
             async move {
                 let what = format!("{src}@{} → {dst}", short_digest(&digest));
                 let r = async {
-                    let from = RepoRef::parse(&src)?;
-                    let to = RepoRef::parse(&dst)?;
                     let f = found[image].as_ref().context("the content was not read")?;
-                    copy_content(client, &from, &to, &f.manifest, 0, stats).await
+                    copy_content(client, &src, &dst, &f.manifest, 0, stats).await
                 }
                 .await;
                 (what, r)
@@ -183,10 +181,10 @@ pub async fn apply(client: &Client, checked: &mut Checked, opts: &Options) -> Co
                 let f = found[a.alias.image]
                     .as_ref()
                     .context("the content was not read")?;
-                let repo = RepoRef::parse(&a.alias.repo)?;
+                let repo = &a.alias.repo;
                 let put = client
                     .put_manifest(
-                        &repo,
+                        repo,
                         &a.alias.tag,
                         &f.manifest.bytes,
                         &f.manifest.media_type,
@@ -199,7 +197,7 @@ pub async fn apply(client: &Client, checked: &mut Checked, opts: &Options) -> Co
                     );
                 }
                 if a.alias.cross_repo() {
-                    match client.probe(&repo, &a.alias.tag).await {
+                    match client.probe(repo, &a.alias.tag).await {
                         Probe::Present { digest, .. } if digest == f.manifest.digest => {}
                         Probe::Present { digest, .. } => anyhow::bail!(
                             "after the copy the alias has digest {digest}, expected {}",
