@@ -9,6 +9,7 @@
 use serde::Serialize;
 
 use crate::config::{Config, ImageSpec};
+use crate::github::md_cell as md_escape;
 use crate::github::output::Outputs;
 use crate::hash::ImageHash;
 use crate::plan::Decision;
@@ -299,15 +300,6 @@ pub fn summary_markdown(
         ));
     }
     s
-}
-
-/// Keep table cells in their cell: no pipes, no newlines, no HTML.
-fn md_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace(['\n', '\r'], " ")
 }
 
 /// `K=V` lines (shared by the matrices here and `hash --json` / `inputs --json`), ready for docker/build-push-action's `build-args`.

@@ -33,6 +33,18 @@ pub fn defuse_commands(s: &str) -> String {
         .join("\n")
 }
 
+/// Text for one Markdown table cell of a step summary, the one escaper every summary uses: `\\`
+/// and `|` are backslash-escaped (a pipe would end the cell, a trailing backslash would eat the
+/// next pipe), `<` and `>` become entities (GitHub renders inline HTML, and names can come from a
+/// fork's pull request), line breaks become spaces (a newline would end the row).
+pub fn md_cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\n', '\r'], " ")
+}
+
 /// A warning the user should see: an annotation in Actions, a log line elsewhere.
 pub fn warning(msg: &str) {
     if in_actions() {
@@ -69,6 +81,19 @@ mod tests {
             defuse_commands("bad `a\n  ::set-output name=x::y`\nok"),
             "bad `a\n\\::set-output name=x::y`\nok"
         );
+    }
+
+    #[test]
+    fn table_cells_stay_cells() {
+        assert_eq!(md_cell("a|b"), "a\\|b");
+        assert_eq!(md_cell("x\\"), "x\\\\");
+        assert_eq!(
+            md_cell("<img src=x onerror=alert(1)>"),
+            "&lt;img src=x onerror=alert(1)&gt;"
+        );
+        assert_eq!(md_cell("one\r\ntwo\nthree"), "one  two three");
+        // A backslash before a pipe cannot un-escape it.
+        assert_eq!(md_cell("\\|"), "\\\\\\|");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
+use crate::github::md_cell;
+
 use super::{AliasState, AliasStatus, Checked, CopyStats};
 use crate::lineage::short_digest;
 
@@ -221,11 +223,6 @@ pub fn summary_markdown(
         previous_json(checked)
     ));
     s
-}
-
-/// A table cell: no line breaks, no unescaped pipes.
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 /// The report as JSON (for `--json`).
