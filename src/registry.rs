@@ -54,8 +54,23 @@ pub fn client(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Client> 
         insecure_registries: config.insecure_registries.clone(),
         credentials: creds,
         max_concurrency_per_host: 16,
+        auth_hint: auth_fix_hint,
         ..ClientOptions::default()
     })
+}
+
+/// How to fix an auth failure in a workflow, tailored to the registry: the action's own inputs
+/// and docker/login-action. Installed as the client's [`ClientOptions::auth_hint`], so the
+/// registry crate stays free of this action's vocabulary.
+pub fn auth_fix_hint(registry: &str) -> String {
+    let mut s = format!(
+        "log in before this step (docker/login-action with `registry: {registry}`), or pass the action's \
+         `username` and `password` inputs"
+    );
+    if registry == "ghcr.io" {
+        s.push_str("; with GITHUB_TOKEN, the job needs `permissions: packages: write` and the package must grant this repository access");
+    }
+    s
 }
 
 /// Credentials in order of precedence: `username`/`password` (for every registry of the config),

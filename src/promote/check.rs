@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::stream::{self, StreamExt as _};
 use skip_registry::manifest::ParsedManifest;
-use skip_registry::{Client, HttpError, Manifest, Probe, RepoRef};
+use skip_registry::{Client, ErrorKind, Manifest, Probe, RepoRef};
 
 use super::{Alias, AliasPlan, Options, SkippedAlias};
 use crate::config::Config;
@@ -126,14 +126,6 @@ pub struct Fetched {
     pub previous: Vec<Result<Option<String>, String>>,
 }
 
-/// Whether an error is the registry's 404.
-fn is_not_found(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<HttpError>()
-            .is_some_and(|h| h.status == 404)
-    })
-}
-
 /// GET a manifest, asking again on 404 until `wait` has passed (exponential backoff from 200 ms,
 /// capped at 2 s per sleep). `Ok(None)`: still 404 after the wait.
 pub async fn get_waiting(
@@ -147,7 +139,7 @@ pub async fn get_waiting(
     loop {
         match client.get_manifest(repo, reference).await {
             Ok(m) => return Ok(Some(m)),
-            Err(e) if is_not_found(&e) => {
+            Err(e) if ErrorKind::of(&e) == ErrorKind::NotFound => {
                 let now = tokio::time::Instant::now();
                 if now >= deadline {
                     return Ok(None);

@@ -758,16 +758,14 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
-/// How to fix an auth failure, tailored to the registry.
-pub fn auth_fix_hint(registry: &str) -> String {
-    let mut s = format!(
-        "log in before this step (docker/login-action with `registry: {registry}`), or pass the action's \
-         `username` and `password` inputs"
-    );
-    if registry == "ghcr.io" {
-        s.push_str("; with GITHUB_TOKEN, the job needs `permissions: packages: write` and the package must grant this repository access");
-    }
-    s
+/// How to fix an auth failure, in general terms: the crate does not know which tool or CI
+/// step the caller uses to log in, so callers with better advice set
+/// [`crate::ClientOptions::auth_hint`] (skip-action names its own inputs and
+/// docker/login-action).
+pub fn generic_fix_hint(registry: &str) -> String {
+    format!(
+        "log in to {registry} first (docker login {registry} writes the credentials this client reads), or pass credentials for it"
+    )
 }
 
 #[cfg(test)]

@@ -20,9 +20,10 @@ use tokio::sync::{OnceCell, Semaphore};
 use tracing::{debug, warn};
 
 use crate::auth::{
-    auth_fix_hint, parse_token_response, parse_www_authenticate, refresh_margin, AuthError,
+    generic_fix_hint, parse_token_response, parse_www_authenticate, refresh_margin, AuthError,
     CachedToken, Challenge, Credential, Credentials, Resolved, TokenCache, TokenResponse,
 };
+use crate::error::{ErrorKind, TransportError};
 use crate::manifest::{
     digest_like, is_known_manifest_type, sha256_digest, verify_digest, Manifest, ParsedManifest,
     StreamHasher, MANIFEST_ACCEPT,
@@ -58,6 +59,9 @@ pub struct ClientOptions {
     pub blob_timeout: Duration,
     /// `n=` for `tags/list` pages.
     pub tags_page_size: usize,
+    /// The "Fix:" advice appended to every [`AuthError`], given the registry host. The default
+    /// ([`generic_fix_hint`]) is tool-neutral; an application names its own login step.
+    pub auth_hint: fn(&str) -> String,
 }
 
 impl Default for ClientOptions {
@@ -73,6 +77,7 @@ impl Default for ClientOptions {
             max_retry_wait: Duration::from_secs(20),
             blob_timeout: Duration::from_secs(30 * 60),
             tags_page_size: 1000,
+            auth_hint: generic_fix_hint,
         }
     }
 }
@@ -131,7 +136,7 @@ pub enum UploadMode {
 }
 
 /// An HTTP answer the operation did not expect, with the registry's error code if any.
-/// Downcast an `anyhow::Error` to this to look at `status`.
+/// [`ErrorKind::of`] tells a 404 from other statuses without downcasting.
 #[derive(Debug, Clone)]
 pub struct HttpError {
     pub what: String,
@@ -354,7 +359,10 @@ impl Client {
         anyhow::Error::new(AuthError {
             registry: repo.registry.clone(),
             repository: repo.repository.clone(),
-            message: format!("{message}. Fix: {}", auth_fix_hint(&repo.registry)),
+            message: format!(
+                "{message}. Fix: {}",
+                (self.inner.opts.auth_hint)(&repo.registry)
+            ),
         })
     }
 
@@ -554,7 +562,11 @@ impl Client {
             let wait = match result {
                 Err(e) => {
                     if attempt >= self.inner.policy.retries {
-                        return Err(anyhow!("{what}: {e} (after {} attempts)", attempt + 1));
+                        return Err(anyhow::Error::new(TransportError {
+                            what,
+                            message: e.to_string(),
+                            attempts: attempt + 1,
+                        }));
                     }
                     debug!(%what, error = %e, attempt, "token request failed; retrying");
                     self.inner.policy.backoff(attempt)
@@ -642,12 +654,11 @@ impl Client {
             let wait = match result {
                 Err(e) => {
                     if attempt >= self.inner.policy.retries {
-                        return Err(anyhow!(
-                            "{}: {} (after {} attempts)",
-                            call.what,
-                            describe_reqwest(&e),
-                            attempt + 1
-                        ));
+                        return Err(anyhow::Error::new(TransportError {
+                            what: call.what.clone(),
+                            message: describe_reqwest(&e),
+                            attempts: attempt + 1,
+                        }));
                     }
                     debug!(what = %call.what, error = %describe_reqwest(&e), attempt, "request failed; retrying");
                     self.inner.policy.backoff(attempt)
@@ -1241,7 +1252,7 @@ impl Client {
                 Ok(n) => return Ok(CopyOutcome::Copied { bytes: n }),
                 Err(e)
                     if attempt < self.inner.policy.retries
-                        && e.downcast_ref::<AuthError>().is_none() =>
+                        && ErrorKind::of(&e) != ErrorKind::Auth =>
                 {
                     warn!(error = %format!("{e:#}"), attempt, "blob copy failed; retrying");
                     let _ = self.cancel_upload(to, &location).await;

@@ -11,11 +11,13 @@
 
 pub mod auth;
 pub mod client;
+pub mod error;
 pub mod manifest;
 pub mod reference;
 pub mod retry;
 
 pub use auth::{AuthError, Credential, Credentials, Secret};
 pub use client::{Client, ClientOptions, CopyOutcome, HttpError, MountResult, Probe, UploadMode};
+pub use error::{ErrorKind, TransportError};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, ParsedManifest, Platform};
 pub use reference::{Reference, RepoRef};
