@@ -6,9 +6,8 @@
 //! registry. Fetching lives with the callers.
 
 use std::collections::HashMap;
-use std::fmt;
 
-use skip_registry::manifest::{ParsedManifest, Platform};
+use skip_registry::manifest::ParsedManifest;
 use skip_registry::Manifest;
 
 use crate::config::Config;
@@ -18,70 +17,9 @@ use crate::inputs::Discovery;
 // Platforms
 // ---------------------------------------------------------------------------------------------
 
-/// A platform, normalised the way containerd compares them: `aarch64` is `arm64`, `arm64/v8` is
-/// `arm64`, `arm` is `arm/v7`, `amd64/v1` is `amd64`, all lower case.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PlatformKey {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
-}
-
-impl PlatformKey {
-    pub fn new(os: &str, arch: &str, variant: Option<&str>) -> PlatformKey {
-        let os = os.trim().to_ascii_lowercase();
-        let arch = match arch.trim().to_ascii_lowercase().as_str() {
-            "x86_64" | "x86-64" => "amd64".to_string(),
-            "aarch64" => "arm64".to_string(),
-            "i386" | "i686" => "386".to_string(),
-            a => a.to_string(),
-        };
-        let variant = variant
-            .map(|v| v.trim().to_ascii_lowercase())
-            .filter(|v| !v.is_empty());
-        let variant = match (arch.as_str(), variant.as_deref()) {
-            ("arm64", Some("v8")) | ("amd64", Some("v1")) => None,
-            ("arm", None) => Some("v7".to_string()),
-            _ => variant,
-        };
-        PlatformKey { os, arch, variant }
-    }
-
-    /// `os/arch[/variant]`, as written under `platforms:`.
-    pub fn parse(s: &str) -> Result<PlatformKey, String> {
-        let parts: Vec<&str> = s.trim().split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => {
-                Ok(PlatformKey::new(os, arch, None))
-            }
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
-                Ok(PlatformKey::new(os, arch, Some(v)))
-            }
-            _ => Err(format!(
-                "platform `{s}` is not `os/arch` or `os/arch/variant`"
-            )),
-        }
-    }
-
-    pub fn from_oci(p: &Platform) -> PlatformKey {
-        PlatformKey::new(&p.os, &p.architecture, p.variant.as_deref())
-    }
-
-    /// `unknown/unknown`: BuildKit's attestation manifests, not a runnable platform.
-    pub fn is_unknown(&self) -> bool {
-        self.os == "unknown" || self.arch == "unknown"
-    }
-}
-
-impl fmt::Display for PlatformKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+/// Platforms are normalised in one place, the registry crate, beside the OCI `Platform` they
+/// are read from; re-exported here, where the judge uses them.
+pub use skip_registry::PlatformKey;
 
 /// The platforms of `required` (as written in the config) that `available` lacks, in config
 /// order. A platform that does not parse counts as missing, with the reason.

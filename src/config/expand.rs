@@ -544,22 +544,10 @@ fn check_rel_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `os/arch[/variant]`, lower-case.
+/// `os/arch[/variant]`, lower-case: the registry crate's grammar, the one every later
+/// comparison parses with.
 fn validate_platform(p: &str) -> Result<(), String> {
-    let parts: Vec<&str> = p.split('/').collect();
-    let ok = (2..=3).contains(&parts.len())
-        && parts.iter().all(|s| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{p}` is not a platform; write os/arch or os/arch/variant, e.g. linux/amd64, linux/arm64/v8"
-        ))
-    }
+    skip_registry::platform::validate_platform(p)
 }
 
 /// A repository reference without tag, `[host[:port]/]path`, parsed with the registry client's

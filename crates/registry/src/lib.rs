@@ -10,6 +10,7 @@
 //! - [`reference`](mod@reference): names (`ghcr.io/acme/x:tag`), parsed and validated;
 //! - [`credentials`]: who we are to each registry (explicit, docker's config.json and
 //!   credential helpers, `GITHUB_TOKEN`); no HTTP;
+//! - [`platform`]: the platform grammar and its normalisation ([`PlatformKey`]);
 //! - [`auth`]: the handshake's pieces (`WWW-Authenticate` challenges, token answers, the token
 //!   cache, [`AuthError`]), [`retry`] (backoff, `Retry-After`), [`manifest`] (media types,
 //!   structs, digests);
@@ -26,6 +27,7 @@ pub mod client;
 pub mod credentials;
 pub mod error;
 pub mod manifest;
+pub mod platform;
 pub mod reference;
 pub mod retry;
 pub mod transport;
@@ -34,4 +36,5 @@ pub use auth::{AuthError, Credential, Credentials, Secret};
 pub use client::{Client, ClientOptions, CopyOutcome, HttpError, MountResult, Probe, UploadMode};
 pub use error::{ErrorKind, TransportError};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, ParsedManifest, Platform};
+pub use platform::PlatformKey;
 pub use reference::{Reference, RepoRef};
