@@ -1,7 +1,7 @@
 //! `skip-action promote`: check the whole family, then move the aliases by re-tag.
 //!
 //! Recomputes the same hashes as `decide` (so the content tags are the ones the build jobs pushed),
-//! runs every check of [`crate::promote::check`] and the optional jobs gate together, and writes
+//! runs every check of [`crate::promote::check()`] and the optional jobs gate together, and writes
 //! only when nothing failed. Outputs (`promoted`, `previous`, `changed`), the step summary and the
 //! log are written in every case, so a failed or blocked run still says what happened.
 

@@ -5,7 +5,7 @@
 //! inconsistent. The order of the work is the safety argument:
 //!
 //! 1. **Plan** ([`aliases`]): which alias goes where, from the config and the hashes. Pure.
-//! 2. **Read, then judge** ([`check`]): [`check::fetch`] reads every content tag (a tag pushed a
+//! 2. **Read, then judge** ([`check`](mod@check)): [`check::fetch`] reads every content tag (a tag pushed a
 //!    moment ago may answer 404 for a few seconds, so 404s are asked again for a bounded time),
 //!    the platform manifests and config blobs the judgement needs, and where every alias points
 //!    now; [`check::judge`] — a pure function of those answers, unit-tested like
@@ -14,7 +14,7 @@
 //!    though its tag exists), whether every configured platform is there, and what each alias
 //!    would do. Nothing is written.
 //! 3. **Stop if anything failed.** No alias moves.
-//! 4. **Write** ([`write::apply`]): content for aliases in another repository is copied first, by
+//! 4. **Write** ([`write::apply`](fn@write::apply)): content for aliases in another repository is copied first, by
 //!    digest (blobs mounted or streamed, child manifests by digest; no tag changes), and only when
 //!    every copy succeeded are the aliases PUT, concurrently. A PUT is atomic per alias; if one
 //!    fails the report says exactly which aliases moved and which did not, with rollback commands.
@@ -27,7 +27,7 @@
 //!
 //! "Built on the current parent" is judged by [`crate::lineage`], the one judge `decide` shares;
 //! the jobs gate (`--require-jobs`) lives with the other runner code in [`crate::github::jobs`].
-//! Only [`check::fetch`] and [`write`] talk to the registry.
+//! Only [`check::fetch`] and [`write`](mod@write) talk to the registry.
 
 pub mod aliases;
 pub mod check;
