@@ -132,3 +132,93 @@ pub fn plan_aliases(
     }
     Ok(AliasPlan { aliases, skipped })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(images: &str) -> Config {
+        let text = format!("version: 1\nrepository: ghcr.io/acme/x\nimages:\n{images}");
+        Config::parse(&text, Path::new("t.yml")).unwrap()
+    }
+
+    fn hashes(config: &Config) -> Vec<ImageHash> {
+        config
+            .images
+            .iter()
+            .map(|s| {
+                let tag = format!("{}-abc", s.name.replace('/', "-"));
+                ImageHash {
+                    full: "a".repeat(64),
+                    short: "abc".into(),
+                    image: format!("{}:{tag}", s.repository),
+                    tag,
+                    build_args: Default::default(),
+                    declared: Default::default(),
+                    context_digest: String::new(),
+                    context_entries: 0,
+                    parents: Vec::new(),
+                    outside: Vec::new(),
+                }
+            })
+            .collect()
+    }
+
+    fn plan(c: &Config, version: Option<&str>) -> anyhow::Result<AliasPlan> {
+        plan_aliases(c, &hashes(c), version)
+    }
+
+    #[test]
+    fn version_aliases_wait_for_a_version() {
+        let c = config(
+            "  app:\n    dockerfile: D\n    tag: app-{hash}\n    promote: [latest, 'v{version}']\n",
+        );
+        let p = plan(&c, None).unwrap();
+        let refs: Vec<String> = p.aliases.iter().map(Alias::reference).collect();
+        assert_eq!(refs, vec!["ghcr.io/acme/x:latest"]);
+        assert_eq!(p.skipped.len(), 1);
+        assert_eq!(p.skipped[0].template, "v{version}");
+        let p = plan(&c, Some("1.2.3")).unwrap();
+        let refs: Vec<String> = p.aliases.iter().map(Alias::reference).collect();
+        assert_eq!(refs, vec!["ghcr.io/acme/x:latest", "ghcr.io/acme/x:v1.2.3"]);
+        assert!(p.skipped.is_empty());
+        assert_eq!(p.aliases[1].source_reference(), "ghcr.io/acme/x:app-abc");
+        // A version that renders an invalid tag is the user's to fix.
+        let e = plan(&c, Some("1.2/3")).unwrap_err();
+        assert_eq!(crate::error::exit_code(&e), 2);
+        assert!(format!("{e:#}").contains("not a valid OCI tag"), "{e:#}");
+    }
+
+    #[test]
+    fn one_alias_one_image_and_never_over_content() {
+        let c = config("  a:\n    dockerfile: D\n    tag: a-{hash}\n    promote: [latest]\n  b:\n    dockerfile: D\n    tag: b-{hash}\n    promote: [latest]\n");
+        let e = plan(&c, None).unwrap_err();
+        assert_eq!(crate::error::exit_code(&e), 2);
+        assert!(
+            format!("{e:#}").contains("ghcr.io/acme/x:latest is an alias of both a and b"),
+            "{e:#}"
+        );
+        // b's alias is a's content tag.
+        let c = config("  a:\n    dockerfile: D\n    tag: a-{hash}\n  b:\n    dockerfile: D\n    tag: b-{hash}\n    promote: [a-abc]\n");
+        let e = plan(&c, None).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("which is the content tag of a"),
+            "{e:#}"
+        );
+        // The same alias twice for one image is once.
+        let c =
+            config("  a:\n    dockerfile: D\n    tag: a-{hash}\n    promote: [latest, latest]\n");
+        assert_eq!(plan(&c, None).unwrap().aliases.len(), 1);
+    }
+
+    #[test]
+    fn aliases_in_other_repositories_are_canonical_and_cross_repo() {
+        let c = config("  app:\n    dockerfile: D\n    tag: app-{hash}\n    promote:\n      - latest\n      - {tag: latest, repository: index.docker.io/acme/x}\n");
+        let p = plan(&c, None).unwrap();
+        assert!(!p.aliases[0].cross_repo());
+        assert!(p.aliases[1].cross_repo());
+        assert_eq!(p.aliases[1].reference(), "docker.io/acme/x:latest");
+        assert_eq!(p.aliases[1].repo.api_host(), "registry-1.docker.io");
+    }
+}

@@ -279,3 +279,110 @@ pub fn report_json(checked: &Checked, dry_run: bool) -> serde_json::Value {
         "previous": previous,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promote::{Alias, ImageReport};
+    use skip_registry::RepoRef;
+
+    fn repo(s: &str) -> RepoRef {
+        RepoRef::parse(s).unwrap()
+    }
+
+    fn alias(tag: &str, status: AliasStatus, previous: Option<&str>) -> AliasState {
+        AliasState {
+            alias: Alias {
+                image: 0,
+                image_name: "app".into(),
+                source_repo: repo("localhost:5000/acme/x"),
+                source_tag: "app-abc".into(),
+                repo: repo("localhost:5000/acme/x"),
+                tag: tag.into(),
+                template: tag.into(),
+            },
+            digest: Some("sha256:new".into()),
+            previous: previous.map(str::to_string),
+            status,
+        }
+    }
+
+    fn checked(aliases: Vec<AliasState>, problems: Vec<String>) -> Checked {
+        Checked {
+            images: vec![ImageReport {
+                name: "app".into(),
+                reference: "localhost:5000/acme/x:app-abc".into(),
+                digest: Some("sha256:new".into()),
+                problems,
+                ..ImageReport::default()
+            }],
+            found: vec![None],
+            aliases,
+            skipped: vec![],
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn outputs_say_what_points_where() {
+        let c = checked(
+            vec![
+                alias("latest", AliasStatus::Moved, Some("sha256:old")),
+                alias("stable", AliasStatus::InPlace, Some("sha256:new")),
+                alias("edge", AliasStatus::Failed("HTTP 500".into()), None),
+            ],
+            vec![],
+        );
+        assert_eq!(
+            promoted_json(&c, false),
+            r#"{"localhost:5000/acme/x:latest":"sha256:new","localhost:5000/acme/x:stable":"sha256:new"}"#
+        );
+        assert_eq!(promoted_json(&c, true), "{}");
+        assert_eq!(
+            previous_json(&c),
+            r#"{"localhost:5000/acme/x:edge":null,"localhost:5000/acme/x:latest":"sha256:old","localhost:5000/acme/x:stable":"sha256:new"}"#
+        );
+        let blocked = checked(
+            vec![alias("latest", AliasStatus::Pending, None)],
+            vec!["missing".into()],
+        );
+        assert_eq!(promoted_json(&blocked, false), "{}");
+        assert_eq!(
+            report_json(&blocked, false)["aliases"][0]["status"],
+            "blocked"
+        );
+    }
+
+    #[test]
+    fn rollback_puts_back_only_what_moved() {
+        let c = checked(
+            vec![
+                alias("latest", AliasStatus::Moved, Some("sha256:old")),
+                alias("fresh", AliasStatus::Moved, None),
+                alias("stable", AliasStatus::InPlace, Some("sha256:new")),
+            ],
+            vec![],
+        );
+        let http: BTreeSet<String> = ["localhost:5000".to_string()].into();
+        let rb = rollback_commands(&c, &http);
+        assert_eq!(rb.len(), 3, "{rb:?}");
+        assert_eq!(
+            rb[0],
+            "skopeo copy --all --preserve-digests --src-tls-verify=false --dest-tls-verify=false docker://localhost:5000/acme/x@sha256:old docker://localhost:5000/acme/x:latest"
+        );
+        assert!(rb[2].contains("localhost:5000/acme/x:fresh did not exist before"));
+        assert!(!rollback_commands(&c, &BTreeSet::new())[0].contains("tls-verify"));
+    }
+
+    #[test]
+    fn summary_cells_cannot_carry_markup() {
+        let mut c = checked(vec![alias("latest", AliasStatus::Pending, None)], vec![]);
+        c.images[0].name = "x<img src=y>|z\\".into();
+        c.images[0].problems = vec!["line one\nline <b>two</b>".into()];
+        let s = summary_markdown(&c, false, &BTreeSet::new(), None);
+        assert!(!s.contains("<img") && !s.contains("<b>"), "{s}");
+        assert!(s.contains("x&lt;img src=y&gt;\\|z\\\\"), "{s}");
+        assert!(s.contains("line one line &lt;b&gt;two&lt;/b&gt;"), "{s}");
+        assert!(s.contains("**Blocked: no tag was changed.**"), "{s}");
+    }
+}
