@@ -160,6 +160,7 @@ mod tests {
                     context_entries: 0,
                     parents: Vec::new(),
                     outside: Vec::new(),
+                    unresolved: None,
                 }
             })
             .collect()

@@ -586,6 +586,7 @@ mod tests {
                     context_entries: 0,
                     parents: Vec::new(),
                     outside: Vec::new(),
+                    unresolved: None,
                 }
             })
             .collect()
