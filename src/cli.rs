@@ -2,8 +2,13 @@
 //! is how the composite action passes its inputs; a flag on the command line wins.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{builder::BoolishValueParser, ArgAction, Args, Parser, Subcommand};
+use clap::builder::{BoolishValueParser, RangedU64ValueParser};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::plan::OnRegistryError;
+use crate::registry::ProbeMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,7 +32,7 @@ pub enum Command {
     /// Hash, ask the registry which content tags exist, and write what must be built.
     Decide(DecideArgs),
     /// Check that every image and platform is there and built on its parent, then move the aliases (`promote:`) to the content tags by re-tag.
-    Promote(crate::commands::promote::PromoteArgs),
+    Promote(PromoteArgs),
     /// Print a `docker buildx bake` file (JSON) for the given images (default: all).
     Bake(BakeArgs),
 }
@@ -104,17 +109,45 @@ pub struct DecideArgs {
     #[arg(long, env = "INPUT_FORCE", value_name = "all|NAME,…")]
     pub force: Option<String>,
     /// Most entries in one matrix (GitHub allows 256); beyond it, entries become batches.
-    #[arg(long, env = "INPUT_MAX_JOBS", default_value_t = 256)]
+    #[arg(long, env = "INPUT_MAX_JOBS", default_value_t = 256, value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
     pub max_jobs: usize,
     /// When the registry cannot be asked: `build` (default, with a warning) or `fail`.
-    #[arg(long, env = "INPUT_ON_REGISTRY_ERROR", value_name = "build|fail")]
-    pub on_registry_error: Option<String>,
+    #[arg(long, env = "INPUT_ON_REGISTRY_ERROR", value_name = "build|fail", default_value = "build", value_parser = trimmed_choice::<OnRegistryError>)]
+    pub on_registry_error: OnRegistryError,
     /// How tags are asked: `auto` (tags/list for 16+ images in a repository, else HEAD), `head`, `list`.
-    #[arg(long, env = "INPUT_PROBE", value_name = "auto|head|list")]
-    pub probe: Option<String>,
+    #[arg(long, env = "INPUT_PROBE", value_name = "auto|head|list", default_value = "auto", value_parser = trimmed_choice::<ProbeMode>)]
+    pub probe: ProbeMode,
     /// Print the plan as JSON on stdout (instead of the summary).
     #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Run every check and show every alias move, but write nothing.
+    #[arg(long, env = "INPUT_DRY_RUN", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub dry_run: bool,
+    /// Jobs of this run that must have succeeded first: glob patterns of job names, separated by
+    /// commas or newlines (e.g. `test, scan*`). Needs a token with `actions: read`.
+    #[arg(long, env = "INPUT_REQUIRE_JOBS", value_name = "PATTERNS")]
+    pub require_jobs: Option<String>,
+    /// Print the report as JSON on stdout (instead of the summary).
+    #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub json: bool,
+    /// Seconds a content tag that answers 404 is asked again before it counts as missing
+    /// (a tag pushed a moment ago may not be visible everywhere yet).
+    #[arg(
+        long,
+        env = "INPUT_WAIT",
+        value_name = "SECONDS",
+        default_value = "10",
+        value_parser = wait_seconds
+    )]
+    pub wait: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +159,38 @@ pub struct BakeArgs {
     /// Image names, comma- or space-separated (a batch's `images`); default all.
     #[arg(long, env = "INPUT_IMAGES", value_name = "NAME,…")]
     pub images: Option<String>,
+}
+
+/// A [`ValueEnum`] from a flag or `INPUT_*` value, surrounding whitespace ignored (a YAML block
+/// scalar leaves a newline) and the empty value meaning the default, as the hand parsing before
+/// clap accepted. Anything else is a clap error (exit 2) that names the choices.
+fn trimmed_choice<E: ValueEnum + Default>(s: &str) -> Result<E, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(E::default());
+    }
+    E::from_str(s, false).map_err(|_| {
+        let choices: Vec<String> = E::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|p| p.get_name().to_string())
+            .collect();
+        format!("not one of {}", choices.join(", "))
+    })
+}
+
+/// `--wait`: seconds, fractions allowed, 0 to 600 (a bound on how long a 404 is asked again).
+fn wait_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "not a number of seconds".to_string())?;
+    if !(secs.is_finite() && (0.0..=600.0).contains(&secs)) {
+        return Err(format!(
+            "wait: {secs} is out of range; give 0 to 600 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Arguments for clap: the real ones, or, when no subcommand is given and `INPUT_COMMAND` is set,
@@ -164,4 +229,65 @@ pub fn version_from_env() -> Option<String> {
         _ => tag,
     };
     (!v.is_empty()).then(|| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn choices_accept_the_strings_the_hand_parsing_did() {
+        assert_eq!(trimmed_choice::<ProbeMode>("head"), Ok(ProbeMode::Head));
+        assert_eq!(trimmed_choice::<ProbeMode>(" list\n"), Ok(ProbeMode::List));
+        assert_eq!(trimmed_choice::<ProbeMode>(""), Ok(ProbeMode::Auto));
+        assert_eq!(
+            trimmed_choice::<ProbeMode>("sideways"),
+            Err("not one of auto, head, list".to_string())
+        );
+        assert_eq!(
+            trimmed_choice::<OnRegistryError>("fail"),
+            Ok(OnRegistryError::Fail)
+        );
+        assert_eq!(
+            trimmed_choice::<OnRegistryError>("  "),
+            Ok(OnRegistryError::Build)
+        );
+        assert!(trimmed_choice::<OnRegistryError>("Fail").is_err());
+    }
+
+    #[test]
+    fn flags_are_parsed_and_bounded_by_clap() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args.iter().copied());
+        let Command::Decide(d) = parse(&["x", "decide", "--max-jobs", "7", "--probe", "list"])
+            .unwrap()
+            .command
+        else {
+            panic!("not decide")
+        };
+        assert_eq!(d.max_jobs, 7);
+        assert_eq!(d.probe, ProbeMode::List);
+        for bad in [
+            &["x", "decide", "--max-jobs", "0"][..],
+            &["x", "decide", "--max-jobs", "257"],
+            &["x", "decide", "--probe", "sideways"],
+            &["x", "decide", "--on-registry-error", "skip"],
+            &["x", "promote", "--wait", "601"],
+            &["x", "promote", "--wait", "NaN"],
+            &["x", "promote", "--wait", "-1"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.use_stderr(), "{bad:?}");
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+        let Command::Promote(p) = parse(&["x", "promote", "--wait", "0.5"]).unwrap().command else {
+            panic!("not promote")
+        };
+        assert_eq!(p.wait, Duration::from_millis(500));
+    }
 }

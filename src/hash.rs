@@ -105,15 +105,8 @@ impl Enc {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(DIGITS[(x >> 4) as usize] as char);
-        s.push(DIGITS[(x & 15) as usize] as char);
-    }
-    s
-}
+/// Lower-case hex, the registry crate's (one encoder for every digest and hash).
+pub use skip_registry::manifest::hex;
 
 /// SHA-256 of every file, keyed by path on disk.
 pub type FileDigests = HashMap<PathBuf, [u8; 32]>;
@@ -137,7 +130,7 @@ fn sha256_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc_o_nofollow())
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -149,15 +142,6 @@ fn sha256_file(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
         h.update(&buf[..n]);
     }
     Ok(h.finalize().into())
-}
-
-/// `O_NOFOLLOW` without a libc dependency (same value on x86_64 and aarch64 Linux).
-const fn libc_o_nofollow() -> i32 {
-    if cfg!(any(target_arch = "aarch64", target_arch = "arm")) {
-        0o100000
-    } else {
-        0o400000
-    }
 }
 
 /// The mode written for an entry: what reaches the image and does not depend on the runner.

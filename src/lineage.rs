@@ -6,9 +6,8 @@
 //! registry. Fetching lives with the callers.
 
 use std::collections::HashMap;
-use std::fmt;
 
-use skip_registry::manifest::{ParsedManifest, Platform};
+use skip_registry::manifest::ParsedManifest;
 use skip_registry::Manifest;
 
 use crate::config::Config;
@@ -18,70 +17,9 @@ use crate::inputs::Discovery;
 // Platforms
 // ---------------------------------------------------------------------------------------------
 
-/// A platform, normalised the way containerd compares them: `aarch64` is `arm64`, `arm64/v8` is
-/// `arm64`, `arm` is `arm/v7`, `amd64/v1` is `amd64`, all lower case.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PlatformKey {
-    pub os: String,
-    pub arch: String,
-    pub variant: Option<String>,
-}
-
-impl PlatformKey {
-    pub fn new(os: &str, arch: &str, variant: Option<&str>) -> PlatformKey {
-        let os = os.trim().to_ascii_lowercase();
-        let arch = match arch.trim().to_ascii_lowercase().as_str() {
-            "x86_64" | "x86-64" => "amd64".to_string(),
-            "aarch64" => "arm64".to_string(),
-            "i386" | "i686" => "386".to_string(),
-            a => a.to_string(),
-        };
-        let variant = variant
-            .map(|v| v.trim().to_ascii_lowercase())
-            .filter(|v| !v.is_empty());
-        let variant = match (arch.as_str(), variant.as_deref()) {
-            ("arm64", Some("v8")) | ("amd64", Some("v1")) => None,
-            ("arm", None) => Some("v7".to_string()),
-            _ => variant,
-        };
-        PlatformKey { os, arch, variant }
-    }
-
-    /// `os/arch[/variant]`, as written under `platforms:`.
-    pub fn parse(s: &str) -> Result<PlatformKey, String> {
-        let parts: Vec<&str> = s.trim().split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => {
-                Ok(PlatformKey::new(os, arch, None))
-            }
-            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
-                Ok(PlatformKey::new(os, arch, Some(v)))
-            }
-            _ => Err(format!(
-                "platform `{s}` is not `os/arch` or `os/arch/variant`"
-            )),
-        }
-    }
-
-    pub fn from_oci(p: &Platform) -> PlatformKey {
-        PlatformKey::new(&p.os, &p.architecture, p.variant.as_deref())
-    }
-
-    /// `unknown/unknown`: BuildKit's attestation manifests, not a runnable platform.
-    pub fn is_unknown(&self) -> bool {
-        self.os == "unknown" || self.arch == "unknown"
-    }
-}
-
-impl fmt::Display for PlatformKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.arch)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+/// Platforms are normalised in one place, the registry crate, beside the OCI `Platform` they
+/// are read from; re-exported here, where the judge uses them.
+pub use skip_registry::PlatformKey;
 
 /// The platforms of `required` (as written in the config) that `available` lacks, in config
 /// order. A platform that does not parse counts as missing, with the reason.
@@ -320,4 +258,150 @@ pub fn from_parents(config: &Config, discovery: &Discovery) -> Vec<Vec<usize>> {
                 .collect()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn img(platform: Option<&str>, digest: &str, l: &[&str]) -> PlatformImage {
+        PlatformImage {
+            platform: platform.map(|p| PlatformKey::parse(p).unwrap()),
+            digest: digest.into(),
+            layers: Some(layers(l)),
+        }
+    }
+
+    fn found(index: bool, images: Vec<PlatformImage>) -> Found {
+        Found {
+            manifest: Manifest {
+                bytes: vec![],
+                media_type: String::new(),
+                digest: "sha256:top".into(),
+            },
+            index,
+            images,
+        }
+    }
+
+    #[test]
+    fn layer_prefix() {
+        assert!(is_layer_prefix(
+            &layers(&["a", "b"]),
+            &layers(&["a", "b", "c"])
+        ));
+        assert!(is_layer_prefix(&layers(&["a", "b"]), &layers(&["a", "b"])));
+        assert!(!is_layer_prefix(
+            &layers(&["a", "b"]),
+            &layers(&["a", "x", "c"])
+        ));
+        assert!(!is_layer_prefix(
+            &layers(&["a", "b", "c"]),
+            &layers(&["a", "b"])
+        ));
+        assert!(!is_layer_prefix(&layers(&["b"]), &layers(&["a", "b"])));
+        assert!(is_layer_prefix(&[], &layers(&["a"])));
+    }
+
+    #[test]
+    fn platform_normalisation_and_coverage() {
+        let p = |s: &str| PlatformKey::parse(s).unwrap();
+        assert_eq!(p("linux/arm64"), p("linux/arm64/v8"));
+        assert_eq!(p("linux/aarch64"), p("linux/arm64"));
+        assert_eq!(p("linux/arm"), p("linux/arm/v7"));
+        assert_ne!(p("linux/arm/v6"), p("linux/arm/v7"));
+        assert_eq!(p("Linux/AMD64"), p("linux/amd64"));
+        assert!(PlatformKey::parse("linux").is_err());
+        assert!(PlatformKey::parse("linux//").is_err());
+        let have = vec![p("linux/amd64"), p("linux/arm64/v8")];
+        assert!(missing_platforms(&layers(&["linux/amd64", "linux/arm64"]), &have).is_empty());
+        assert_eq!(
+            missing_platforms(
+                &layers(&["linux/amd64", "linux/s390x", "linux/arm/v7"]),
+                &have
+            ),
+            layers(&["linux/s390x", "linux/arm/v7"])
+        );
+        assert_eq!(missing_platforms(&layers(&["bad"]), &have).len(), 1);
+        assert!(PlatformKey::new("unknown", "unknown", None).is_unknown());
+    }
+
+    #[test]
+    fn base_single_arch() {
+        let base = found(false, vec![img(None, "sha256:b", &["l1", "l2"])]);
+        let good = found(false, vec![img(None, "sha256:c", &["l1", "l2", "l3"])]);
+        assert!(base_problems(&[("base", &base)], &good).is_empty());
+        let stale = found(false, vec![img(None, "sha256:s", &["l1", "old", "l3"])]);
+        let p = base_problems(&[("base", &base)], &stale);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("not built on the current base"), "{p:?}");
+    }
+
+    #[test]
+    fn base_multi_arch_matches_platforms() {
+        let base = found(
+            true,
+            vec![
+                img(Some("linux/amd64"), "sha256:ba", &["a1"]),
+                img(Some("linux/arm64"), "sha256:bb", &["b1"]),
+            ],
+        );
+        let good = found(
+            true,
+            vec![
+                img(Some("linux/amd64"), "sha256:ca", &["a1", "x"]),
+                img(Some("linux/arm64/v8"), "sha256:cb", &["b1", "y"]),
+            ],
+        );
+        assert!(base_problems(&[("base", &base)], &good).is_empty());
+        // arm64 child on the amd64 base layers: wrong platform's base.
+        let crossed = found(
+            true,
+            vec![
+                img(Some("linux/amd64"), "sha256:ca", &["a1", "x"]),
+                img(Some("linux/arm64"), "sha256:cb", &["a1", "y"]),
+            ],
+        );
+        let p = base_problems(&[("base", &base)], &crossed);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("linux/arm64"), "{p:?}");
+        // A platform the base does not have.
+        let extra = found(true, vec![img(Some("linux/s390x"), "sha256:cs", &["z"])]);
+        let p = base_problems(&[("base", &base)], &extra);
+        assert!(p[0].contains("base has no linux/s390x"), "{p:?}");
+    }
+
+    #[test]
+    fn base_mixed_and_several_parents() {
+        // Single-arch child of unknown platform on a multi-arch base: any base image may match.
+        let base = found(
+            true,
+            vec![
+                img(Some("linux/amd64"), "sha256:ba", &["a1"]),
+                img(Some("linux/arm64"), "sha256:bb", &["b1"]),
+            ],
+        );
+        let child = found(false, vec![img(None, "sha256:c", &["b1", "c"])]);
+        assert!(base_problems(&[("base", &base)], &child).is_empty());
+        // Two FROM parents: built on either is enough.
+        let tools = found(false, vec![img(None, "sha256:t", &["t1"])]);
+        let on_tools = found(false, vec![img(None, "sha256:c", &["t1", "c"])]);
+        assert!(base_problems(&[("base", &base), ("tools", &tools)], &on_tools).is_empty());
+        let on_neither = found(false, vec![img(None, "sha256:c", &["q", "c"])]);
+        let p = base_problems(&[("base", &base), ("tools", &tools)], &on_neither);
+        assert!(p[0].contains("base or tools"), "{p:?}");
+    }
+
+    #[test]
+    fn short_digests() {
+        assert_eq!(
+            short_digest("sha256:0123456789abcdef0123"),
+            "sha256:0123456789ab"
+        );
+        assert_eq!(short_digest("sha256:ab"), "sha256:ab");
+    }
 }

@@ -8,8 +8,8 @@
 
 use serde::Serialize;
 
-use crate::commands::build_args_text;
 use crate::config::{Config, ImageSpec};
+use crate::github::md_cell as md_escape;
 use crate::github::output::Outputs;
 use crate::hash::ImageHash;
 use crate::plan::Decision;
@@ -302,13 +302,12 @@ pub fn summary_markdown(
     s
 }
 
-/// Keep table cells in their cell: no pipes, no newlines, no HTML.
-fn md_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace(['\n', '\r'], " ")
+/// `K=V` lines (shared by the matrices here and `hash --json` / `inputs --json`), ready for docker/build-push-action's `build-args`.
+pub fn build_args_text(args: &std::collections::BTreeMap<String, String>) -> String {
+    args.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

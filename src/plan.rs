@@ -82,7 +82,7 @@ impl Force {
 }
 
 /// `on-registry-error`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnRegistryError {
     /// Build what could not be checked, with a warning.
     #[default]

@@ -32,7 +32,7 @@ pub struct RegistryFlags {
 pub const LIST_THRESHOLD: usize = 16;
 
 /// How content tags are asked about.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProbeMode {
     /// `tags/list` for repositories with [`LIST_THRESHOLD`] or more images, HEAD otherwise.
     #[default]
@@ -41,19 +41,6 @@ pub enum ProbeMode {
     Head,
     /// One `tags/list` per repository, falling back to HEAD if it fails.
     List,
-}
-
-impl ProbeMode {
-    pub fn parse(s: Option<&str>) -> anyhow::Result<Self> {
-        match s.map(str::trim) {
-            None | Some("") | Some("auto") => Ok(Self::Auto),
-            Some("head") => Ok(Self::Head),
-            Some("list") => Ok(Self::List),
-            Some(other) => Err(crate::error::usage(format!(
-                "probe: `{other}` is not auto, head or list"
-            ))),
-        }
-    }
 }
 
 /// Make the client: credentials from the flags, then docker's config.json, then `GITHUB_TOKEN`.
@@ -67,8 +54,23 @@ pub fn client(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Client> 
         insecure_registries: config.insecure_registries.clone(),
         credentials: creds,
         max_concurrency_per_host: 16,
+        auth_hint: auth_fix_hint,
         ..ClientOptions::default()
     })
+}
+
+/// How to fix an auth failure in a workflow, tailored to the registry: the action's own inputs
+/// and docker/login-action. Installed as the client's [`ClientOptions::auth_hint`], so the
+/// registry crate stays free of this action's vocabulary.
+pub fn auth_fix_hint(registry: &str) -> String {
+    let mut s = format!(
+        "log in before this step (docker/login-action with `registry: {registry}`), or pass the action's \
+         `username` and `password` inputs"
+    );
+    if registry == "ghcr.io" {
+        s.push_str("; with GITHUB_TOKEN, the job needs `permissions: packages: write` and the package must grant this repository access");
+    }
+    s
 }
 
 /// Credentials in order of precedence: `username`/`password` (for every registry of the config),
@@ -81,10 +83,9 @@ pub fn credentials(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Cre
     match (flags.username.as_deref(), flags.password.as_deref()) {
         (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => {
             let mut hosts: Vec<String> = Vec::new();
-            for r in config.images.iter().map(|i| i.repository.as_str()) {
-                let host = RepoRef::parse(r)?.registry;
-                if !hosts.contains(&host) {
-                    hosts.push(host);
+            for host in config.images.iter().map(|i| &i.repo.registry) {
+                if !hosts.contains(host) {
+                    hosts.push(host.clone());
                 }
             }
             for h in hosts {
@@ -119,17 +120,8 @@ pub async fn probe_all(
     }
     let mut head_jobs: Vec<(usize, RepoRef)> = Vec::new();
     for (repo, idx) in by_repo {
-        let rr = match RepoRef::parse(repo) {
-            Ok(r) => r,
-            Err(e) => {
-                for i in idx {
-                    answers[i] = Some(Existence::Unknown {
-                        reason: format!("bad repository {repo}: {e}"),
-                    });
-                }
-                continue;
-            }
-        };
+        // Parsed once, at the config edge: every image of one repository string has the same.
+        let rr = config.images[idx[0]].repo.clone();
         let use_list = match mode {
             ProbeMode::Auto => idx.len() >= LIST_THRESHOLD,
             ProbeMode::Head => false,

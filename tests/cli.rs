@@ -381,3 +381,43 @@ fn bake_file_for_a_batch() {
     let o = ws.run(&["bake", "--images", "nope"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// One grammar for repositories, the registry client's: what the client would refuse fails at
+/// config time (exit 2, naming the key), what it accepts is accepted.
+#[test]
+fn repositories_use_the_registry_clients_grammar() {
+    bad(
+        &MINIMAL.replace("ghcr.io/acme/app", "localhost:99999/acme/x"),
+        &["repository", "port \"99999\""],
+    );
+    bad(
+        &MINIMAL.replace("ghcr.io/acme/app", "-bad-.example.com/acme/x"),
+        &["repository", "\"-bad-\""],
+    );
+    bad(
+        &MINIMAL.replace(
+            "tag: app-{hash}\n",
+            "tag: app-{hash}\n    repository: localhost:99999/acme/x\n",
+        ),
+        &["images.app.repository", "port"],
+    );
+    bad(
+        &MINIMAL.replace(
+            "tag: app-{hash}\n",
+            "tag: app-{hash}\n    promote:\n      - {tag: latest, repository: -bad-.example.com/x}\n",
+        ),
+        &["images.app.promote[0]"],
+    );
+    let ws = minimal();
+    ws.write(
+        "skip-action.yml",
+        &MINIMAL.replace("ghcr.io/acme/app", "'[::1]:5000/acme/x'"),
+    );
+    let o = ws.run(&["hash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("[::1]:5000/acme/x:app-"),
+        "{}",
+        stdout(&o)
+    );
+}

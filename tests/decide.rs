@@ -317,6 +317,8 @@ fn htpasswd_registry_with_right_and_wrong_credentials() {
         .values()
         .all(|(b, r)| *b && r.starts_with("registry error")));
     assert!(bad.stdout.contains("::warning::"), "{}", bad.stdout);
+    // The action's own advice on fixing the login, not the registry crate's generic one.
+    assert!(bad.stdout.contains("docker/login-action"), "{}", bad.stdout);
     assert!(bad.stdout.contains("::add-mask::wrong-pass-xyz"));
     // The secret appears only in the mask command, never in a message.
     let leaks = bad

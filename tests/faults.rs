@@ -521,6 +521,8 @@ fn randomized_decide_runs_never_skip_falsely() {
             let present = rng.next_f64() < p_exist;
             if img.image == "app" {
                 img.repository = format!("{host}/{repo_b}");
+                // The parsed form every registry call uses (the config parses it once).
+                img.repo = skip_registry::RepoRef::parse(&img.repository).unwrap();
             }
             if !present {
                 h.tag = format!("{}-r{run}", h.tag);

@@ -3,20 +3,14 @@
 use super::{load_and_discover, load_and_hash_lenient, runtime, Hashed};
 use crate::cli::DecideArgs;
 use crate::github::output::write_summary;
-use crate::plan::{self, Force, OnRegistryError};
+use crate::plan::{self, Force};
 
 pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let (config, discovery) = load_and_discover(&args.common)?;
     let force = Force::parse(args.force.as_deref(), &config)?;
-    let on_error = OnRegistryError::parse(args.on_registry_error.as_deref())?;
-    let probe_mode = crate::registry::ProbeMode::parse(args.probe.as_deref())?;
-    if args.max_jobs == 0 || args.max_jobs > 256 {
-        return Err(crate::error::usage(format!(
-            "max-jobs: {} is out of range; GitHub allows 1 to 256 jobs per matrix",
-            args.max_jobs
-        )));
-    }
+    let on_error = args.on_registry_error;
+    let probe_mode = args.probe;
     let flags = args.registry.flags();
     let client = crate::registry::client(&config, &flags)?;
     let rt = runtime()?;

@@ -3,9 +3,10 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{build_args_text, hash_options, load_and_hash};
+use super::{hash_options, load_and_hash};
 use crate::cli::HashArgs;
 use crate::config::ContextScope;
+use crate::outputs::build_args_text;
 
 /// `hash --json` output (schema version 1).
 #[derive(Serialize)]

@@ -4,11 +4,12 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{build_args_text, hash_options, load_and_hash};
+use super::{hash_options, load_and_hash};
 use crate::cli::InputsArgs;
 use crate::config::FileModes;
 use crate::context::walk::{Kind, Tree};
 use crate::hash::{digest_files, effective_mode, hex};
+use crate::outputs::build_args_text;
 
 #[derive(Serialize)]
 struct Out<'a> {

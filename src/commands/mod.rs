@@ -172,11 +172,3 @@ pub fn hash_options(common: &Common) -> HashOptions {
         ..HashOptions::default()
     }
 }
-
-/// `K=V` lines, ready for docker/build-push-action's `build-args`.
-pub fn build_args_text(args: &std::collections::BTreeMap<String, String>) -> String {
-    args.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}

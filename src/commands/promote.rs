@@ -1,61 +1,27 @@
 //! `skip-action promote`: check the whole family, then move the aliases by re-tag.
 //!
 //! Recomputes the same hashes as `decide` (so the content tags are the ones the build jobs pushed),
-//! runs every check of [`crate::promote::check`] and the optional jobs gate together, and writes
+//! runs every check of [`crate::promote::check()`] and the optional jobs gate together, and writes
 //! only when nothing failed. Outputs (`promoted`, `previous`, `changed`), the step summary and the
 //! log are written in every case, so a failed or blocked run still says what happened.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use clap::{builder::BoolishValueParser, ArgAction, Args};
-
 use super::{hash_options, load_and_discover, load_and_hash_online, runtime, Hashed};
-use crate::cli::{Common, RegistryArgs};
+use crate::cli::PromoteArgs;
+use crate::github::jobs;
 use crate::github::output::{write_summary, Outputs};
 use crate::promote::{self, AliasStatus, Options};
 
-#[derive(Debug, Args)]
-pub struct PromoteArgs {
-    #[command(flatten)]
-    pub common: Common,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-    /// Run every check and show every alias move, but write nothing.
-    #[arg(long, env = "INPUT_DRY_RUN", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
-    pub dry_run: bool,
-    /// Jobs of this run that must have succeeded first: glob patterns of job names, separated by
-    /// commas or newlines (e.g. `test, scan*`). Needs a token with `actions: read`.
-    #[arg(long, env = "INPUT_REQUIRE_JOBS", value_name = "PATTERNS")]
-    pub require_jobs: Option<String>,
-    /// Print the report as JSON on stdout (instead of the summary).
-    #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
-    pub json: bool,
-    /// Seconds a content tag that answers 404 is asked again before it counts as missing
-    /// (a tag pushed a moment ago may not be visible everywhere yet).
-    #[arg(
-        long,
-        env = "INPUT_WAIT",
-        value_name = "SECONDS",
-        default_value_t = 10.0
-    )]
-    pub wait: f64,
-}
-
 pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    if !(args.wait.is_finite() && (0.0..=600.0).contains(&args.wait)) {
-        return Err(crate::error::usage(format!(
-            "wait: {} is out of range; give 0 to 600 seconds",
-            args.wait
-        )));
-    }
     let (config, discovery) = load_and_discover(&args.common)?;
     // Flags and environment first: a usage error must come before any network traffic.
     let jobs_gate = match args.require_jobs.as_deref() {
         Some(text) => {
-            let patterns = promote::jobs::parse_patterns(text)?;
-            let env = promote::jobs::ApiEnv::from_env(args.registry.token.as_deref())?;
+            let patterns = jobs::parse_patterns(text)?;
+            let env = jobs::ApiEnv::from_env(args.registry.token.as_deref())?;
             Some((patterns, env))
         }
         None => None,
@@ -71,13 +37,8 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let version = hash_options(&args.common).version;
     let plan = promote::plan_aliases(&config, &hashes, version.as_deref())?;
     let from = promote::from_parents(&config, &discovery);
-    let blobs = promote::blob::Reader::new(
-        client.clone(),
-        crate::registry::credentials(&config, &flags)?,
-        Duration::from_secs(60),
-    )?;
     let opts = Options {
-        wait: Duration::from_secs_f64(args.wait),
+        wait: args.wait,
         dry_run: args.dry_run,
         concurrency: promote::DEFAULT_CONCURRENCY,
     };
@@ -87,15 +48,7 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         let registry = async {
             match tokio::time::timeout(
                 flags.timeout + opts.wait,
-                promote::check(
-                    &client,
-                    &config,
-                    &hashes,
-                    &from,
-                    plan.clone(),
-                    &blobs,
-                    &opts,
-                ),
+                promote::check(&client, &config, &hashes, &from, plan.clone(), &opts),
             )
             .await
             {
@@ -113,12 +66,10 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         let gate = async {
             match &jobs_gate {
                 None => Vec::new(),
-                Some((patterns, env)) => {
-                    match promote::jobs::fetch(env, Duration::from_secs(60)).await {
-                        Ok(jobs) => promote::jobs::check(patterns, &jobs),
-                        Err(e) => vec![format!("require-jobs: {e:#}")],
-                    }
-                }
+                Some((patterns, env)) => match jobs::fetch(env, Duration::from_secs(60)).await {
+                    Ok(jobs) => jobs::check(patterns, &jobs),
+                    Err(e) => vec![format!("require-jobs: {e:#}")],
+                },
             }
         };
         tokio::join!(registry, gate)
@@ -144,9 +95,8 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let http_hosts: BTreeSet<String> = checked
         .aliases
         .iter()
-        .filter_map(|a| a.alias.repo.split('/').next())
+        .map(|a| a.alias.repo.registry.clone())
         .filter(|h| client.scheme_for(h) == "http")
-        .map(str::to_string)
         .collect();
     let summary = promote::summary_markdown(&checked, args.dry_run, &http_hosts, stats.as_ref());
     let moved = checked

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path};
 
+use skip_registry::RepoRef;
+
 use super::matrix;
 use super::schema::{BaseArg, RawConfig, RawPromote};
 use super::template::{valid_tag, Template};
@@ -47,7 +49,7 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
             format!("{hash_length} is out of range; use 7 to 64 hex digits (default 12)"),
         ));
     }
-    validate_repository(&raw.repository).map_err(|m| err("repository", m))?;
+    let default_repo = validate_repository(&raw.repository).map_err(|m| err("repository", m))?;
     if raw.images.is_empty() {
         return Err(err("images", "no images defined; add at least one".into()));
     }
@@ -104,9 +106,10 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
             .repository
             .clone()
             .unwrap_or_else(|| raw.repository.clone());
-        if img.repository.is_some() {
-            validate_repository(&repository).map_err(|m| err(&at("repository"), m))?;
-        }
+        let repo = match &img.repository {
+            Some(r) => validate_repository(r).map_err(|m| err(&at("repository"), m))?,
+            None => default_repo.clone(),
+        };
         let mut platforms = img
             .platforms
             .clone()
@@ -218,12 +221,14 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
                     RawPromote::Full(f) => (f.tag.clone(), f.repository.clone()),
                 };
                 let k = format!("images.{key}.promote[{i}]");
-                if let Some(r) = &repo {
-                    validate_repository(r).map_err(|m| err(&k, m))?;
-                }
+                let parsed = match &repo {
+                    Some(r) => Some(validate_repository(r).map_err(|m| err(&k, m))?),
+                    None => None,
+                };
                 Ok(PromoteSpec {
                     tag: Template::parse(&t).map_err(|m| err(&k, m))?,
                     repository: repo,
+                    repo: parsed,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -286,6 +291,7 @@ pub(super) fn expand(raw: RawConfig, path: &Path) -> anyhow::Result<Config> {
                     dockerfile: dockerfile.clone(),
                     context: context.clone(),
                     repository: repository.clone(),
+                    repo: repo.clone(),
                     tag: tag.clone(),
                     promote: promote.clone(),
                     args,
@@ -538,27 +544,18 @@ fn check_rel_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `os/arch[/variant]`, lower-case.
+/// `os/arch[/variant]`, lower-case: the registry crate's grammar, the one every later
+/// comparison parses with.
 fn validate_platform(p: &str) -> Result<(), String> {
-    let parts: Vec<&str> = p.split('/').collect();
-    let ok = (2..=3).contains(&parts.len())
-        && parts.iter().all(|s| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{p}` is not a platform; write os/arch or os/arch/variant, e.g. linux/amd64, linux/arm64/v8"
-        ))
-    }
+    skip_registry::platform::validate_platform(p)
 }
 
-/// A repository reference without tag: `[host[:port]/]path`, path components per the OCI
-/// distribution grammar (`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`).
-pub fn validate_repository(r: &str) -> Result<(), String> {
+/// A repository reference without tag, `[host[:port]/]path`, parsed with the registry client's
+/// own grammar ([`RepoRef::parse`]: docker's reference rules, OCI path components, ports up to
+/// 65535, `[v6]` hosts), so a name the client would refuse later fails here, with exit 2, instead
+/// of showing up as "registry error: building to be safe". Returns the parsed value, the one
+/// every later stage uses.
+pub fn validate_repository(r: &str) -> Result<RepoRef, String> {
     let hint = "write it like ghcr.io/owner/name or registry.example.com:5000/team/app (lower case, no tag)";
     if r.is_empty() {
         return Err(format!("empty repository; {hint}"));
@@ -566,71 +563,17 @@ pub fn validate_repository(r: &str) -> Result<(), String> {
     if r.len() > 255 {
         return Err(format!("repository is longer than 255 characters; {hint}"));
     }
+    // The client trims; the config must not carry whitespace into image references.
+    if r.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "`{}` contains whitespace; {hint}",
+            r.escape_debug()
+        ));
+    }
     if r.contains('@') || r.rsplit('/').next().is_some_and(|last| last.contains(':')) {
         return Err(format!("`{r}` has a tag or digest; {hint}"));
     }
-    let mut comps: Vec<&str> = r.split('/').collect();
-    let first = comps[0];
-    if comps.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost") {
-        let (host, port) = match first.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (first, None),
-        };
-        let host_ok = !host.is_empty()
-            && host.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-            });
-        let port_ok = port
-            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()));
-        if !host_ok || !port_ok {
-            return Err(format!("`{first}` is not a valid registry host; {hint}"));
-        }
-        comps.remove(0);
-    }
-    for c in comps {
-        if !valid_path_component(c) {
-            return Err(format!(
-                "`{c}` in `{r}` is not a valid repository path component; {hint}"
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn valid_path_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        let ch = b[i];
-        if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        // separators: '.', '_', '__', '-+'; each must be followed by an alphanumeric
-        let start = i;
-        match ch {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if i < b.len() && b[i] == b'_' {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while i < b.len() && b[i] == b'-' {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-        if i == start || i >= b.len() || !(b[i].is_ascii_lowercase() || b[i].is_ascii_digit()) {
-            return false;
-        }
-    }
-    true
+    RepoRef::parse(r).map_err(|e| format!("{e:#}; {hint}"))
 }
 
 #[cfg(test)]
@@ -646,6 +589,7 @@ mod tests {
             "docker.io/library/ubuntu",
             "acme/devbox",
             "a__b/c-d.e",
+            "[::1]:5000/acme/x",
         ] {
             assert!(validate_repository(ok).is_ok(), "{ok}");
         }
@@ -660,6 +604,9 @@ mod tests {
             "ghcr.io//a",
             "host:99999999/a",
             "a b",
+            "localhost:99999/acme/x",
+            "-bad-.example.com/acme/x",
+            " ghcr.io/acme/x",
         ] {
             assert!(validate_repository(bad).is_err(), "{bad}");
         }

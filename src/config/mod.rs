@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use skip_registry::RepoRef;
 
 use crate::error::usage;
 pub use schema::{ContextScope, FileModes, Upstream};
@@ -53,8 +54,11 @@ pub struct ImageSpec {
     pub dockerfile: String,
     /// Build context directory relative to the working directory, as written.
     pub context: String,
-    /// Repository the content tag lives in.
+    /// Repository the content tag lives in, as written (image references are built from it).
     pub repository: String,
+    /// The same repository as the registry client addresses it: parsed once, here, with the
+    /// client's grammar, so no later stage re-parses (or can fail to parse) it.
+    pub repo: RepoRef,
     /// Content tag template (always contains `{hash}`).
     pub tag: Template,
     /// Alias tags moved by `promote`.
@@ -97,6 +101,8 @@ pub struct PromoteSpec {
     pub tag: Template,
     /// Another repository (cross-repository copy); `None` = the image's own.
     pub repository: Option<String>,
+    /// `repository`, parsed once with the registry client's grammar.
+    pub repo: Option<RepoRef>,
 }
 
 impl Config {

@@ -379,17 +379,7 @@ fn join_link(link_path: &str, target: &str) -> String {
 
 /// Clean like Go's `path.Clean` rooted at `/`: `..` never leaves the root. Returns no leading `/`.
 pub fn clean(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out.join("/")
+    skip_dockerignore::clean_rooted(p)
 }
 
 /// Resolve symlinks in every component of `path` within the tree; `None` when a component is

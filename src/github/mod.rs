@@ -1,6 +1,8 @@
-//! Talking to the CI runner: annotations, `$GITHUB_OUTPUT`, the step summary, secret masking.
+//! Talking to the CI runner: annotations, `$GITHUB_OUTPUT`, the step summary, secret masking, and
+//! the runner's jobs API (`promote --require-jobs`).
 
 pub mod api_client;
+pub mod jobs;
 pub mod output;
 
 /// Whether we run inside GitHub Actions or a compatible runner (Gitea/Forgejo set it too).
@@ -30,6 +32,18 @@ pub fn defuse_commands(s: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Text for one Markdown table cell of a step summary, the one escaper every summary uses: `\\`
+/// and `|` are backslash-escaped (a pipe would end the cell, a trailing backslash would eat the
+/// next pipe), `<` and `>` become entities (GitHub renders inline HTML, and names can come from a
+/// fork's pull request), line breaks become spaces (a newline would end the row).
+pub fn md_cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\n', '\r'], " ")
 }
 
 /// A warning the user should see: an annotation in Actions, a log line elsewhere.
@@ -68,6 +82,19 @@ mod tests {
             defuse_commands("bad `a\n  ::set-output name=x::y`\nok"),
             "bad `a\n\\::set-output name=x::y`\nok"
         );
+    }
+
+    #[test]
+    fn table_cells_stay_cells() {
+        assert_eq!(md_cell("a|b"), "a\\|b");
+        assert_eq!(md_cell("x\\"), "x\\\\");
+        assert_eq!(
+            md_cell("<img src=x onerror=alert(1)>"),
+            "&lt;img src=x onerror=alert(1)&gt;"
+        );
+        assert_eq!(md_cell("one\r\ntwo\nthree"), "one  two three");
+        // A backslash before a pipe cannot un-escape it.
+        assert_eq!(md_cell("\\|"), "\\\\\\|");
     }
 
     #[test]

@@ -7,20 +7,11 @@
 /// returned as `.` (the whole context). Glob characters are kept as written
 /// because the caller expands them against the real context.
 pub(crate) fn clean_context_path(src: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in src.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    if parts.is_empty() {
+    let c = skip_dockerignore::clean_rooted(src);
+    if c.is_empty() {
         ".".to_string()
     } else {
-        parts.join("/")
+        c
     }
 }
 

@@ -9,7 +9,7 @@
 /// elements, resolve `..` against the preceding element where possible, drop
 /// `..` directly after the root, strip a trailing slash, and return `.` for an
 /// empty result.
-pub(crate) fn clean(path: &str) -> String {
+pub fn clean(path: &str) -> String {
     if path.is_empty() {
         return ".".to_string();
     }
@@ -38,6 +38,15 @@ pub(crate) fn clean(path: &str) -> String {
     } else {
         joined
     }
+}
+
+/// Go's `path.Clean("/" + path)` without the leading slash: a path resolved against a root it
+/// can never climb above (`../x` is `x`), as BuildKit resolves COPY sources against the context
+/// and as symlinks inside a context are followed. The root itself is the empty string. The one
+/// rooted clean of the workspace (the Dockerfile analysis and the context walk use it).
+pub fn clean_rooted(path: &str) -> String {
+    let c = clean(&format!("/{path}"));
+    c.strip_prefix('/').unwrap_or(&c).to_string()
 }
 
 /// Go's `filepath.Dir`: everything before the last `/`, cleaned (`.` when
@@ -138,5 +147,15 @@ mod tests {
         assert_eq!(got, ["", "/"]);
         let got: Vec<&str> = prefixes("a").collect();
         assert_eq!(got, ["a"]);
+    }
+
+    #[test]
+    fn rooted_clean_never_climbs() {
+        assert_eq!(clean_rooted("../../etc/passwd"), "etc/passwd");
+        assert_eq!(clean_rooted("./a//b/../c/"), "a/c");
+        assert_eq!(clean_rooted("/"), "");
+        assert_eq!(clean_rooted(""), "");
+        assert_eq!(clean_rooted("a/../.."), "");
+        assert_eq!(clean_rooted("/x/./y"), "x/y");
     }
 }

@@ -50,6 +50,7 @@ mod regex;
 
 use std::fmt;
 
+pub use clean::{clean, clean_rooted};
 pub use glob::{path_match, BadPattern};
 use pattern::Pattern;
 

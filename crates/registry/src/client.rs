@@ -1,4 +1,6 @@
-//! The registry client: probes, manifests, tags, blobs — with auth, retries and bounds.
+//! The API calls (go-containerregistry's `remote`): probes, manifests, tags, blobs. Each builds
+//! a request and interprets the answer; auth, retries and bounds are the transport's
+//! ([`crate::transport`]).
 //!
 //! The one rule that shapes this module: **only a 200 with a well-formed digest is
 //! `Present`, only a 404 is `Absent`, everything else is `Unknown`.** A wrong "present"
@@ -8,27 +10,26 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use tokio::sync::{OnceCell, Semaphore};
 use tracing::{debug, warn};
 
-use crate::auth::{
-    auth_fix_hint, parse_token_response, parse_www_authenticate, refresh_margin, AuthError,
-    CachedToken, Challenge, Credential, Credentials, Resolved, TokenCache, TokenResponse,
-};
+use crate::auth::{generic_fix_hint, TokenCache};
+use crate::credentials::{Credentials, Resolved};
+use crate::error::ErrorKind;
 use crate::manifest::{
     digest_like, is_known_manifest_type, sha256_digest, verify_digest, Manifest, ParsedManifest,
     StreamHasher, MANIFEST_ACCEPT,
 };
 use crate::reference::{validate_digest, validate_tag, RepoRef};
-use crate::retry::{parse_retry_after, retryable_status, RetryPolicy};
+use crate::retry::RetryPolicy;
+use crate::transport::{
+    bare_media_type, describe_reqwest, error_code, header_str, Call, HostAuth, Sent,
+};
 
 /// Manifests larger than this are refused: the OCI spec recommends registries accept at
 /// least 4 MiB, and an unbounded read would let a broken proxy exhaust memory.
@@ -58,6 +59,9 @@ pub struct ClientOptions {
     pub blob_timeout: Duration,
     /// `n=` for `tags/list` pages.
     pub tags_page_size: usize,
+    /// The "Fix:" advice appended to every [`crate::AuthError`], given the registry host. The default
+    /// ([`generic_fix_hint`]) is tool-neutral; an application names its own login step.
+    pub auth_hint: fn(&str) -> String,
 }
 
 impl Default for ClientOptions {
@@ -73,6 +77,7 @@ impl Default for ClientOptions {
             max_retry_wait: Duration::from_secs(20),
             blob_timeout: Duration::from_secs(30 * 60),
             tags_page_size: 1000,
+            auth_hint: generic_fix_hint,
         }
     }
 }
@@ -131,7 +136,7 @@ pub enum UploadMode {
 }
 
 /// An HTTP answer the operation did not expect, with the registry's error code if any.
-/// Downcast an `anyhow::Error` to this to look at `status`.
+/// [`ErrorKind::of`] tells a 404 from other statuses without downcasting.
 #[derive(Debug, Clone)]
 pub struct HttpError {
     pub what: String,
@@ -164,21 +169,11 @@ impl std::fmt::Display for HttpError {
 
 impl std::error::Error for HttpError {}
 
-/// What the client learned about a host's authentication from its 401s.
-#[derive(Debug, Clone)]
-enum HostAuth {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-}
-
 /// A registry client. Cheap to clone: clones share one connection pool, token cache and
 /// per-host concurrency limits.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Client {
@@ -189,35 +184,17 @@ impl std::fmt::Debug for Client {
     }
 }
 
-struct Inner {
-    http: reqwest::Client,
-    opts: ClientOptions,
-    policy: RetryPolicy,
-    tokens: TokenCache,
-    hosts: Mutex<HashMap<String, HostAuth>>,
-    sems: Mutex<HashMap<String, Arc<Semaphore>>>,
-    resolved: Mutex<HashMap<RepoRef, Arc<OnceCell<Resolved>>>>,
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) opts: ClientOptions,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) tokens: TokenCache,
+    pub(crate) hosts: Mutex<HashMap<String, HostAuth>>,
+    pub(crate) sems: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub(crate) resolved: Mutex<HashMap<RepoRef, Arc<OnceCell<Resolved>>>>,
 }
 
-/// One logical request; `send` turns it into attempts.
-struct Call<'a> {
-    method: Method,
-    repo: &'a RepoRef,
-    url: Url,
-    accept: Option<String>,
-    content_type: Option<String>,
-    body: Option<Bytes>,
-    scopes: Vec<String>,
-    timeout: Duration,
-    what: String,
-}
-
-struct Sent {
-    resp: reqwest::Response,
-    attempts: u32,
-}
-
-fn pull_scope(repo: &RepoRef) -> String {
+pub(crate) fn pull_scope(repo: &RepoRef) -> String {
     format!("repository:{}:pull", repo.repository)
 }
 
@@ -232,32 +209,6 @@ fn is_loopback_host(host: &str) -> bool {
         host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
     };
     h == "localhost" || h == "::1" || h.starts_with("127.")
-}
-
-/// The registry's JSON error body: `{"errors":[{"code","message"}]}`.
-fn error_code(body: &[u8]) -> (Option<String>, Option<String>) {
-    let v: serde_json::Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(_) => return (None, None),
-    };
-    let e = &v["errors"][0];
-    (
-        e["code"].as_str().map(str::to_string),
-        e["message"].as_str().map(|m| m.chars().take(300).collect()),
-    )
-}
-
-fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
-}
-
-/// `Content-Type` without parameters (`; charset=utf-8`).
-fn bare_media_type(h: &HeaderMap) -> Option<String> {
-    header_str(h, "content-type")
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
-        .filter(|s| !s.is_empty())
 }
 
 impl Client {
@@ -317,7 +268,7 @@ impl Client {
             .context("building URL")
     }
 
-    fn semaphore(&self, host: &str) -> Arc<Semaphore> {
+    pub(crate) fn semaphore(&self, host: &str) -> Arc<Semaphore> {
         let mut m = self.inner.sems.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(host.to_string())
             .or_insert_with(|| {
@@ -326,473 +277,6 @@ impl Client {
                 ))
             })
             .clone()
-    }
-
-    async fn resolve(&self, repo: &RepoRef) -> Resolved {
-        let cell = {
-            let mut m = self
-                .inner
-                .resolved
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            m.entry(repo.clone()).or_default().clone()
-        };
-        cell.get_or_init(|| self.inner.opts.credentials.resolve(repo))
-            .await
-            .clone()
-    }
-
-    fn host_auth(&self, host: &str) -> Option<HostAuth> {
-        self.inner
-            .hosts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(host)
-            .cloned()
-    }
-
-    fn auth_error(&self, repo: &RepoRef, message: String) -> anyhow::Error {
-        anyhow::Error::new(AuthError {
-            registry: repo.registry.clone(),
-            repository: repo.repository.clone(),
-            message: format!("{message}. Fix: {}", auth_fix_hint(&repo.registry)),
-        })
-    }
-
-    /// The `Authorization` header for a request, from what we know of the host.
-    /// `refused` is the header a 401 just turned down: a cached token equal to it is
-    /// replaced, any other valid cached token (another task's fresh one) is reused.
-    async fn authorization(
-        &self,
-        call: &Call<'_>,
-        extra_scopes: &[String],
-        refused: Option<&HeaderValue>,
-    ) -> Result<Option<HeaderValue>> {
-        // Only send credentials to the registry host itself (upload Locations may point
-        // elsewhere, e.g. object storage).
-        let host = call.repo.api_host();
-        let same_host = call
-            .url
-            .host_str()
-            .map(|h| {
-                let with_port = match call.url.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                };
-                with_port.eq_ignore_ascii_case(host)
-            })
-            .unwrap_or(false);
-        if !same_host {
-            return Ok(None);
-        }
-        let Some(auth) = self.host_auth(host) else {
-            return Ok(None);
-        };
-        let resolved = self.resolve(call.repo).await;
-        let value = match (&auth, &resolved.credential) {
-            (_, Credential::RegistryToken(t)) => format!("Bearer {}", t.expose()),
-            (HostAuth::Basic, Credential::Basic { username, password }) => {
-                format!(
-                    "Basic {}",
-                    STANDARD.encode(format!("{username}:{}", password.expose()))
-                )
-            }
-            (HostAuth::Basic, Credential::Anonymous) => {
-                return Err(self.auth_error(
-                    call.repo,
-                    format!(
-                        "{} needs a username and password (HTTP Basic) but there are {}",
-                        call.repo.registry,
-                        resolved.describe()
-                    ),
-                ));
-            }
-            (HostAuth::Basic, Credential::IdentityToken { .. }) => {
-                return Err(self.auth_error(
-                    call.repo,
-                    format!(
-                        "{} wants HTTP Basic but the credentials found are {}",
-                        call.repo.registry,
-                        resolved.describe()
-                    ),
-                ));
-            }
-            (HostAuth::Bearer { realm, service }, _) => {
-                let token = self
-                    .bearer_token(
-                        call,
-                        realm,
-                        service.as_deref(),
-                        extra_scopes,
-                        &resolved,
-                        refused,
-                    )
-                    .await?;
-                format!("Bearer {}", token.expose())
-            }
-        };
-        let mut hv = HeaderValue::from_str(&value)
-            .map_err(|_| anyhow!("credentials contain characters not allowed in a header"))?;
-        hv.set_sensitive(true);
-        Ok(Some(hv))
-    }
-
-    async fn bearer_token(
-        &self,
-        call: &Call<'_>,
-        realm: &str,
-        service: Option<&str>,
-        extra_scopes: &[String],
-        resolved: &Resolved,
-        refused: Option<&HeaderValue>,
-    ) -> Result<crate::auth::Secret> {
-        let key = TokenCache::key(call.repo.api_host(), &call.scopes);
-        let slot = self.inner.tokens.slot(&key);
-        let mut guard = slot.lock().await;
-        if let Some(t) = guard.as_ref() {
-            let was_refused = refused
-                .is_some_and(|r| r.as_bytes() == format!("Bearer {}", t.token.expose()).as_bytes());
-            if Instant::now() < t.valid_until && !was_refused {
-                return Ok(t.token.clone());
-            }
-        }
-        let mut scopes: Vec<String> = call.scopes.clone();
-        for s in extra_scopes {
-            if !scopes.contains(s) {
-                scopes.push(s.clone());
-            }
-        }
-        let resp = self
-            .fetch_token(call.repo, realm, service, &scopes, resolved)
-            .await?;
-        let valid_until = Instant::now() + resp.expires_in - refresh_margin(resp.expires_in);
-        *guard = Some(CachedToken {
-            token: resp.token.clone(),
-            valid_until,
-        });
-        Ok(resp.token)
-    }
-
-    /// The token request: GET the realm with Basic credentials (or none), or POST a
-    /// refresh token for identity tokens (OAuth2 flow of the distribution token spec).
-    async fn fetch_token(
-        &self,
-        repo: &RepoRef,
-        realm: &str,
-        service: Option<&str>,
-        scopes: &[String],
-        resolved: &Resolved,
-    ) -> Result<TokenResponse> {
-        let url = Url::parse(realm)
-            .with_context(|| format!("the registry's token realm {realm:?} is not a URL"))?;
-        if url.scheme() != "https" && url.scheme() != "http" {
-            bail!("token realm {realm:?} is not http(s)");
-        }
-        let realm_host = url.host_str().unwrap_or("").to_string();
-        let realm_hostport = match url.port() {
-            Some(p) => format!("{realm_host}:{p}"),
-            None => realm_host.clone(),
-        };
-        let sends_secret = !resolved.credential.is_anonymous();
-        if sends_secret && url.scheme() == "http" && self.scheme_for(&realm_hostport) == "https" {
-            return Err(self.auth_error(
-                repo,
-                format!("refusing to send credentials to the plain-http token realm {realm}; list the host in insecure registries if this is intended"),
-            ));
-        }
-        let what = format!(
-            "token server {}://{realm_hostport}{}",
-            url.scheme(),
-            url.path()
-        );
-        let mut attempt = 0u32;
-        loop {
-            let rb = match &resolved.credential {
-                Credential::IdentityToken { token, .. } => {
-                    let mut form: Vec<(&str, String)> = vec![
-                        ("grant_type", "refresh_token".into()),
-                        ("refresh_token", token.expose().to_string()),
-                        ("client_id", "skip-action".into()),
-                        ("scope", scopes.join(" ")),
-                    ];
-                    if let Some(s) = service {
-                        form.push(("service", s.to_string()));
-                    }
-                    self.inner.http.post(url.clone()).form(&form)
-                }
-                cred => {
-                    let mut u = url.clone();
-                    {
-                        let mut q = u.query_pairs_mut();
-                        if let Some(s) = service {
-                            q.append_pair("service", s);
-                        }
-                        for s in scopes {
-                            q.append_pair("scope", s);
-                        }
-                        if let Credential::Basic { username, .. } = cred {
-                            q.append_pair("account", username);
-                        }
-                    }
-                    let rb = self.inner.http.get(u);
-                    match cred {
-                        Credential::Basic { username, password } => {
-                            let mut hv = HeaderValue::from_str(&format!(
-                                "Basic {}",
-                                STANDARD.encode(format!("{username}:{}", password.expose()))
-                            ))
-                            .map_err(|_| {
-                                anyhow!("credentials contain characters not allowed in a header")
-                            })?;
-                            hv.set_sensitive(true);
-                            rb.header(reqwest::header::AUTHORIZATION, hv)
-                        }
-                        _ => rb,
-                    }
-                }
-            };
-            let result = rb.timeout(self.inner.opts.timeout).send().await;
-            let wait = match result {
-                Err(e) => {
-                    if attempt >= self.inner.policy.retries {
-                        return Err(anyhow!("{what}: {e} (after {} attempts)", attempt + 1));
-                    }
-                    debug!(%what, error = %e, attempt, "token request failed; retrying");
-                    self.inner.policy.backoff(attempt)
-                }
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    if status == 200 {
-                        let body = resp
-                            .bytes()
-                            .await
-                            .with_context(|| format!("reading the answer of {what}"))?;
-                        return parse_token_response(&body)
-                            .with_context(|| format!("{what} answered 200"));
-                    }
-                    if status == 401 || status == 403 {
-                        let body = resp.bytes().await.unwrap_or_default();
-                        let (code, msg) = error_code(&body);
-                        let detail = msg.or(code).map(|m| format!(": {m}")).unwrap_or_default();
-                        let who = resolved.describe();
-                        return Err(self.auth_error(
-                            repo,
-                            format!(
-                                "{what} refused {} (HTTP {status}{detail}) using {who}",
-                                scopes.join(" ")
-                            ),
-                        ));
-                    }
-                    if !retryable_status(status) || attempt >= self.inner.policy.retries {
-                        return Err(anyhow!(
-                            "{what} answered HTTP {status} (after {} attempts)",
-                            attempt + 1
-                        ));
-                    }
-                    let ra = header_str(resp.headers(), "retry-after")
-                        .and_then(|v| parse_retry_after(&v, SystemTime::now()));
-                    self.inner.policy.wait(attempt, ra)
-                }
-            };
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
-    }
-
-    /// Sends a call with retries and the 401 handshake. Returns the final response for any
-    /// status except 401 (which becomes an [`AuthError`]); transport errors that persist
-    /// become errors.
-    async fn send(&self, call: &Call<'_>) -> Result<Sent> {
-        let host = call.repo.api_host().to_string();
-        let sem = self.semaphore(&host);
-        let mut attempt = 0u32;
-        let mut refreshed = false;
-        let mut extra_scopes: Vec<String> = Vec::new();
-        loop {
-            let auth = self.authorization(call, &extra_scopes, None).await?;
-            let sent_auth = auth.clone();
-            let mut rb = self
-                .inner
-                .http
-                .request(call.method.clone(), call.url.clone())
-                .timeout(call.timeout);
-            if let Some(a) = &auth {
-                rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
-            }
-            if let Some(a) = &call.accept {
-                rb = rb.header(reqwest::header::ACCEPT, a);
-            }
-            if let Some(ct) = &call.content_type {
-                rb = rb.header(reqwest::header::CONTENT_TYPE, ct);
-            }
-            if let Some(b) = &call.body {
-                rb = rb.body(b.clone());
-            } else if call.method == Method::PUT
-                || call.method == Method::POST
-                || call.method == Method::PATCH
-            {
-                rb = rb.header(reqwest::header::CONTENT_LENGTH, "0");
-            }
-            let result = {
-                let _permit = sem
-                    .acquire()
-                    .await
-                    .map_err(|_| anyhow!("client is shutting down"))?;
-                rb.send().await
-            };
-            let wait = match result {
-                Err(e) => {
-                    if attempt >= self.inner.policy.retries {
-                        return Err(anyhow!(
-                            "{}: {} (after {} attempts)",
-                            call.what,
-                            describe_reqwest(&e),
-                            attempt + 1
-                        ));
-                    }
-                    debug!(what = %call.what, error = %describe_reqwest(&e), attempt, "request failed; retrying");
-                    self.inner.policy.backoff(attempt)
-                }
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    debug!(what = %call.what, status, attempt, "registry answered");
-                    if status == 401 {
-                        let challenges: Vec<Challenge> = resp
-                            .headers()
-                            .get_all(reqwest::header::WWW_AUTHENTICATE)
-                            .iter()
-                            .filter_map(|v| v.to_str().ok())
-                            .flat_map(parse_www_authenticate)
-                            .collect();
-                        let bearer = challenges
-                            .iter()
-                            .find(|c| c.scheme == "bearer" && c.realm().is_some());
-                        let basic = challenges.iter().find(|c| c.scheme == "basic");
-                        let learned = match (bearer, basic) {
-                            (Some(b), _) => Some(HostAuth::Bearer {
-                                realm: b.realm().unwrap_or_default().to_string(),
-                                service: b.service().map(str::to_string),
-                            }),
-                            (None, Some(_)) => Some(HostAuth::Basic),
-                            _ => None,
-                        };
-                        let body = resp.bytes().await.unwrap_or_default();
-                        if refreshed || learned.is_none() {
-                            let (code, msg) = error_code(&body);
-                            let mut details: Vec<String> = Vec::new();
-                            if let Some(e) = bearer.and_then(|b| b.param("error")) {
-                                details.push(e.to_string());
-                            }
-                            match (code, msg) {
-                                (Some(c), Some(m)) => details.push(format!("{c}: {m}")),
-                                (Some(c), None) => details.push(c),
-                                _ => {}
-                            }
-                            let detail = if details.is_empty() {
-                                String::new()
-                            } else {
-                                format!(", {}", details.join("; "))
-                            };
-                            let resolved = self.resolve(call.repo).await;
-                            let why = if learned.is_none() {
-                                "and sent no usable WWW-Authenticate challenge".to_string()
-                            } else if sent_auth.is_some() {
-                                format!("even after re-authenticating with {}", resolved.describe())
-                            } else {
-                                format!("using {}", resolved.describe())
-                            };
-                            return Err(self.auth_error(
-                                call.repo,
-                                format!("{} was refused (HTTP 401{detail}) {why}", call.what),
-                            ));
-                        }
-                        if let Some(b) = bearer {
-                            extra_scopes = b.scopes();
-                        }
-                        if let Some(l) = learned {
-                            self.inner
-                                .hosts
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(host.clone(), l);
-                        }
-                        refreshed = true;
-                        // Get a fresh token now so the retry does not reuse the one that
-                        // was just refused (concurrent tasks share one fetch).
-                        if let Some(HostAuth::Bearer { .. }) = self.host_auth(&host) {
-                            self.authorization(call, &extra_scopes, sent_auth.as_ref())
-                                .await?;
-                        }
-                        continue;
-                    }
-                    if retryable_status(status) && attempt < self.inner.policy.retries {
-                        let ra = header_str(resp.headers(), "retry-after")
-                            .and_then(|v| parse_retry_after(&v, SystemTime::now()));
-                        if let Some(r) = ra {
-                            debug!(what = %call.what, status, retry_after = ?r, "honouring Retry-After");
-                        }
-                        self.inner.policy.wait(attempt, ra)
-                    } else {
-                        return Ok(Sent {
-                            resp,
-                            attempts: attempt + 1,
-                        });
-                    }
-                }
-            };
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-        }
-    }
-
-    async fn http_error(&self, what: &str, sent: Sent) -> anyhow::Error {
-        let status = sent.resp.status().as_u16();
-        let body = sent.resp.bytes().await.unwrap_or_default();
-        let (code, message) = error_code(&body);
-        anyhow::Error::new(HttpError {
-            what: what.to_string(),
-            status,
-            code,
-            message,
-            attempts: sent.attempts,
-        })
-    }
-
-    /// `send` plus reading the body, retrying when the body is cut off mid-read (a reset
-    /// or a truncating proxy after the status line). Non-200 answers are returned as-is.
-    async fn send_read(
-        &self,
-        call: &Call<'_>,
-        limit: usize,
-    ) -> Result<Result<(HeaderMap, Bytes), Sent>> {
-        let mut attempt = 0u32;
-        loop {
-            let sent = self.send(call).await?;
-            if sent.resp.status().as_u16() != 200 {
-                return Ok(Err(sent));
-            }
-            let headers = sent.resp.headers().clone();
-            if let Some(len) = sent.resp.content_length() {
-                if len > limit as u64 {
-                    bail!(
-                        "{}: body of {len} bytes is over the {limit} byte limit",
-                        call.what
-                    );
-                }
-            }
-            match read_limited(sent.resp, limit).await {
-                Ok(b) => return Ok(Ok((headers, b))),
-                Err(e)
-                    if attempt < self.inner.policy.retries
-                        && !e.to_string().contains("byte limit") =>
-                {
-                    debug!(what = %call.what, error = %format!("{e:#}"), attempt, "body read failed; retrying");
-                    tokio::time::sleep(self.inner.policy.backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.context(format!("reading {}", call.what))),
-            }
-        }
     }
 
     fn manifest_call<'a>(
@@ -1056,6 +540,37 @@ impl Client {
         bail!("tags/list of {repo} has more than {MAX_TAG_PAGES} pages")
     }
 
+    /// GETs a blob whole into memory: at most `limit` bytes (a `Content-Length` over it is
+    /// refused before reading, a body that grows past it is cut off and refused), verified
+    /// against `digest`.
+    ///
+    /// For small blobs read to be understood (an image config names the platform of a
+    /// single-arch image); layers are copied with [`Client::copy_blob`], never held whole. It
+    /// goes through the same `send` as every other call, so it shares the auth handshake, the
+    /// token cache, the per-host limit and the retries; a 404 is an [`HttpError`] with status
+    /// 404.
+    pub async fn get_blob(&self, repo: &RepoRef, digest: &str, limit: usize) -> Result<Vec<u8>> {
+        validate_digest(digest, &format!("{repo}@{digest}"))?;
+        let call = Call {
+            method: Method::GET,
+            repo,
+            url: self.api_url(repo, &format!("blobs/{digest}"))?,
+            accept: None,
+            content_type: None,
+            body: None,
+            scopes: vec![pull_scope(repo)],
+            timeout: self.inner.opts.timeout,
+            what: format!("GET blob {repo}@{digest}"),
+        };
+        let (_, bytes) = match self.send_read(&call, limit).await? {
+            Ok(ok) => ok,
+            Err(sent) => return Err(self.http_error(&call.what, sent).await),
+        };
+        verify_digest(digest, &bytes)
+            .with_context(|| format!("{} returned different content", call.what))?;
+        Ok(bytes.to_vec())
+    }
+
     /// Does `repo` have the blob?
     pub async fn blob_exists(&self, repo: &RepoRef, digest: &str) -> Result<bool> {
         validate_digest(digest, &format!("{repo}@{digest}"))?;
@@ -1211,7 +726,7 @@ impl Client {
                 Ok(n) => return Ok(CopyOutcome::Copied { bytes: n }),
                 Err(e)
                     if attempt < self.inner.policy.retries
-                        && e.downcast_ref::<AuthError>().is_none() =>
+                        && ErrorKind::of(&e) != ErrorKind::Auth =>
                 {
                     warn!(error = %format!("{e:#}"), attempt, "blob copy failed; retrying");
                     let _ = self.cancel_upload(to, &location).await;
@@ -1402,87 +917,6 @@ impl Client {
         }
         Ok(n)
     }
-
-    /// A chunk PATCH: one attempt plus the 401 handshake (a PATCH at an offset cannot be
-    /// blindly retried once the registry may have taken it).
-    async fn send_patch(&self, call: &Call<'_>, start: u64, end: u64) -> Result<Sent> {
-        let mut refused: Option<HeaderValue> = None;
-        let mut refreshed = false;
-        loop {
-            let mut rb = self
-                .inner
-                .http
-                .patch(call.url.clone())
-                .timeout(call.timeout)
-                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                .header("Content-Range", format!("{start}-{end}"))
-                .body(call.body.clone().unwrap_or_default());
-            let auth = self.authorization(call, &[], refused.as_ref()).await?;
-            if let Some(a) = &auth {
-                rb = rb.header(reqwest::header::AUTHORIZATION, a.clone());
-            }
-            let resp = {
-                let sem = self.semaphore(call.repo.api_host());
-                let _permit = sem
-                    .acquire()
-                    .await
-                    .map_err(|_| anyhow!("client is shutting down"))?;
-                rb.send()
-                    .await
-                    .map_err(|e| anyhow!("{}: {}", call.what, describe_reqwest(&e)))?
-            };
-            if resp.status().as_u16() == 401 && !refreshed {
-                refreshed = true;
-                refused = auth;
-                continue;
-            }
-            return Ok(Sent { resp, attempts: 1 });
-        }
-    }
-}
-
-/// Reads a body up to `limit` bytes.
-async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Bytes> {
-    let mut out = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| anyhow!("{}", describe_reqwest(&e)))?
-    {
-        if out.len() + chunk.len() > limit {
-            bail!("response body is over the {limit} byte limit");
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(out))
-}
-
-/// A reqwest error with its cause chain (reqwest's own Display hides "connection refused").
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() {
-        format!("timed out ({e})")
-    } else if e.is_connect() {
-        format!("could not connect ({e})")
-    } else {
-        e.to_string()
-    };
-    let mut src = std::error::Error::source(e);
-    let mut depth = 0;
-    while let Some(c) = src {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(&format!(": {cs}"));
-        }
-        src = c.source();
-        depth += 1;
-        if depth > 6 {
-            break;
-        }
-    }
-    if let Some(h) = crate::trust::hint(&s) {
-        s.push_str(&format!(" ({h})"));
-    }
-    s
 }
 
 /// The `rel="next"` target of a `Link` header.

@@ -244,7 +244,9 @@ pub fn verify_digest(expected: &str, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`: the one encoder of the workspace (digests here, content hashes in
+/// the app), so every digest string is spelled the same way.
+pub fn hex(bytes: &[u8]) -> String {
     const H: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -11,7 +11,7 @@ use skip_registry::{
     Client, ClientOptions, CopyOutcome, Credentials, HttpError, MountResult, ParsedManifest, Probe,
     UploadMode,
 };
-use skip_testkit::{FaultProxy, Format, ImageSpec, TestRegistry};
+use skip_testkit::{Fault, FaultProxy, FaultRule, Format, ImageSpec, TestRegistry, Trigger};
 
 /// Promotion in miniature: GET an index, PUT the same bytes under another tag, and the
 /// new tag has the same digest. A GET without the index types would have returned one
@@ -319,4 +319,111 @@ async fn copy_image_across_registries() {
         // The copied layers are byte-identical (the registry checked the digest; so did we).
         assert!(c.blob_exists(&to, &img.layers[1].digest).await.unwrap());
     }
+}
+
+/// `get_blob` reads a small blob whole through the client's own transport: the bytes are
+/// the pushed ones, a blob over the limit is refused, a missing one is a typed 404, a body cut
+/// off mid-read is asked again, and content that does not hash to the digest is refused.
+#[tokio::test]
+async fn get_blob_is_bounded_verified_and_retried() {
+    let reg = TestRegistry::start_open().unwrap();
+    let pusher = reg.pusher();
+    let img = pusher
+        .push_image(
+            "acme/blob",
+            Some("t"),
+            &ImageSpec::oci().layers(1).layer_size(50_000),
+        )
+        .await
+        .unwrap();
+    let c = anon();
+    let r = repo(&reg.host(), "acme/blob");
+    let config = c
+        .get_blob(&r, &img.config.digest, 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(
+        config,
+        pusher
+            .get_blob("acme/blob", &img.config.digest)
+            .await
+            .unwrap()
+    );
+    assert_eq!(sha256_digest(&config), img.config.digest);
+
+    // Over the limit: refused, not read whole.
+    let layer = &img.layers[0];
+    let err = c
+        .get_blob(&r, &layer.digest, 10_000)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limit"), "{err}");
+
+    // Missing: the registry's 404, typed.
+    let missing = sha256_digest(b"never pushed");
+    let err = c.get_blob(&r, &missing, 1024).await.unwrap_err();
+    let http = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<HttpError>())
+        .unwrap_or_else(|| panic!("expected an HttpError: {err:#}"));
+    assert_eq!(http.status, 404);
+
+    // A body cut off once is asked again; the retry gets the whole blob.
+    let proxy = FaultProxy::start(
+        &reg.host(),
+        vec![FaultRule::new(Fault::TruncateBody(100), Trigger::FirstN(1)).path_contains("/blobs/")],
+    )
+    .unwrap();
+    let via = repo(&proxy.host(), "acme/blob");
+    let got = c.get_blob(&via, &layer.digest, 1024 * 1024).await.unwrap();
+    assert_eq!(sha256_digest(&got), layer.digest);
+    assert_eq!(proxy.faults_injected(), 1);
+
+    // Bytes that are not the digest's: refused.
+    let liar = FaultProxy::start(
+        &reg.host(),
+        vec![FaultRule::new(
+            Fault::Respond {
+                code: 200,
+                headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                body: b"{\"os\":\"linux\",\"architecture\":\"amd64\"}".to_vec(),
+            },
+            Trigger::Always,
+        )
+        .path_contains("/blobs/")],
+    )
+    .unwrap();
+    let err = c
+        .get_blob(
+            &repo(&liar.host(), "acme/blob"),
+            &img.config.digest,
+            1024 * 1024,
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("digest mismatch"), "{err:#}");
+}
+
+/// `get_blob` behind token auth: the same handshake and token cache as manifests.
+#[tokio::test]
+async fn get_blob_through_token_auth() {
+    let reg = TestRegistry::start_token(skip_testkit::TokenOptions::default()).unwrap();
+    let img = reg
+        .pusher()
+        .push_image("acme/tok", Some("t"), &ImageSpec::oci())
+        .await
+        .unwrap();
+    let c = anon();
+    let r = repo(&reg.host(), "acme/tok");
+    let m = c.get_manifest(&r, "t").await.unwrap();
+    let hits = reg.token_server().unwrap().hits();
+    let cfg = c
+        .get_blob(&r, &img.config.digest, 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(sha256_digest(&cfg), img.config.digest);
+    assert_eq!(m.digest, img.digest);
+    // The pull token fetched for the manifest is reused for the blob.
+    assert_eq!(reg.token_server().unwrap().hits(), hits);
 }

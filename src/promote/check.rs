@@ -1,0 +1,816 @@
+//! The checks before any write, in two halves: [`fetch`] asks the registry and returns its
+//! answers as data ([`Fetched`]); [`judge`] turns the answers into problems and alias states.
+//! `judge` is pure, so every rule of "may this alias move?" is unit-tested without a registry,
+//! the way [`crate::plan::decide`] is for `decide`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::stream::{self, StreamExt as _};
+use skip_registry::manifest::ParsedManifest;
+use skip_registry::{Client, ErrorKind, Manifest, Probe, RepoRef};
+
+use super::{Alias, AliasPlan, Options, SkippedAlias};
+use crate::config::Config;
+use crate::hash::ImageHash;
+use crate::lineage::{base_problems, missing_platforms, Found, PlatformKey};
+
+/// Config blobs are a few KiB; refuse anything absurd before reading it.
+pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the checks found for one image.
+#[derive(Debug, Clone, Default)]
+pub struct ImageReport {
+    pub name: String,
+    /// `registry/path:content-tag`.
+    pub reference: String,
+    pub digest: Option<String>,
+    /// "index: linux/amd64, linux/arm64" / "single-arch: linux/amd64".
+    pub kind: Option<String>,
+    /// Checks passed, for the log ("built on base", "platforms linux/amd64, linux/arm64").
+    pub passed: Vec<String>,
+    /// Why this image blocks the promotion.
+    pub problems: Vec<String>,
+}
+
+/// Where an alias stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AliasStatus {
+    /// Checked, to be written.
+    Pending,
+    /// Already at the digest: nothing to write.
+    InPlace,
+    /// Dry run: would be written.
+    WouldMove,
+    /// Written (and, for copies, verified).
+    Moved,
+    /// The write failed.
+    Failed(String),
+    /// Not written because something else failed first.
+    NotAttempted(String),
+}
+
+/// One alias with its digests.
+#[derive(Debug, Clone)]
+pub struct AliasState {
+    pub alias: Alias,
+    /// The content digest it should point at (`None` when the content is missing).
+    pub digest: Option<String>,
+    /// What it pointed at before (`None` = did not exist).
+    pub previous: Option<String>,
+    pub status: AliasStatus,
+}
+
+/// Everything read before writing.
+#[derive(Debug)]
+pub struct Checked {
+    pub images: Vec<ImageReport>,
+    pub found: Vec<Option<Found>>,
+    pub aliases: Vec<AliasState>,
+    pub skipped: Vec<SkippedAlias>,
+    /// Problems not tied to one image (an alias that could not be read, the jobs gate).
+    pub problems: Vec<String>,
+}
+
+impl Checked {
+    /// Whether anything blocks the promotion.
+    pub fn blocked(&self) -> bool {
+        !self.problems.is_empty() || self.images.iter().any(|i| !i.problems.is_empty())
+    }
+
+    /// Every problem, prefixed with its image.
+    pub fn all_problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .images
+            .iter()
+            .flat_map(|i| i.problems.iter().map(move |p| format!("{}: {p}", i.name)))
+            .collect();
+        out.extend(self.problems.iter().cloned());
+        out
+    }
+}
+
+/// How the read of one image's content tag ended.
+#[derive(Debug, Clone)]
+pub enum ContentRead {
+    /// Read and understood; platform images have their layers and platforms as far as the
+    /// judgement needs them (and as far as they could be read: see [`DetailError`]).
+    Found(Found),
+    /// Still 404 after the wait.
+    Missing,
+    /// Served, but not a manifest promote understands.
+    Unusable(String),
+    /// Could not be asked (a bad repository, an error after retries).
+    Failed(String),
+}
+
+/// A read beyond the content tag that the judgement needs and that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetailError {
+    /// A platform manifest (an index child), for the layer comparison with the parent.
+    PlatformManifest(String),
+    /// The config blob of a single-arch image, for its platform.
+    ConfigBlob(String),
+}
+
+/// Everything the registry answered, before any judgement.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    /// Per image, in config order.
+    pub content: Vec<ContentRead>,
+    /// Per image, in the order read.
+    pub details: Vec<Vec<DetailError>>,
+    /// Per alias of the plan, in plan order: where it points now (`None`: no such tag), or why
+    /// that could not be read.
+    pub previous: Vec<Result<Option<String>, String>>,
+}
+
+/// GET a manifest, asking again on 404 until `wait` has passed (exponential backoff from 200 ms,
+/// capped at 2 s per sleep). `Ok(None)`: still 404 after the wait.
+pub async fn get_waiting(
+    client: &Client,
+    repo: &RepoRef,
+    reference: &str,
+    wait: Duration,
+) -> anyhow::Result<Option<Manifest>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match client.get_manifest(repo, reference).await {
+            Ok(m) => return Ok(Some(m)),
+            Err(e) if ErrorKind::of(&e) == ErrorKind::NotFound => {
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                tracing::info!(%repo, reference, "404; asking again (the push may not be visible yet)");
+                tokio::time::sleep(delay.min(deadline - now)).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Run every registry check: [`fetch`], then [`judge`]. Reads only.
+///
+/// `from` is [`crate::lineage::from_parents`].
+pub async fn check(
+    client: &Client,
+    config: &Config,
+    hashes: &[ImageHash],
+    from: &[Vec<usize>],
+    plan: AliasPlan,
+    opts: &Options,
+) -> Checked {
+    let fetched = fetch(client, config, hashes, from, &plan.aliases, opts).await;
+    judge(config, hashes, from, plan, fetched, opts.wait)
+}
+
+/// Read what [`judge`] needs, concurrently: every content tag (with the 404 wait) and, at the
+/// same time, where every alias points now; then the layers of every platform image that takes
+/// part in a parent comparison, and the config blob of every single-arch image that lists
+/// `platforms`. Errors become data, never early returns: one unreadable image must not hide the
+/// state of the others.
+pub async fn fetch(
+    client: &Client,
+    config: &Config,
+    hashes: &[ImageHash],
+    from: &[Vec<usize>],
+    aliases: &[Alias],
+    opts: &Options,
+) -> Fetched {
+    let n = config.images.len();
+    let concurrency = opts.concurrency.max(1);
+    let repos: Vec<&RepoRef> = config.images.iter().map(|s| &s.repo).collect();
+
+    // 1. Every content tag and every alias's current digest.
+    let previous_reads = stream::iter(aliases.iter())
+        .map(|a| async move {
+            match client.probe(&a.repo, &a.tag).await {
+                Probe::Present { digest, .. } => Ok(Some(digest)),
+                Probe::Absent => Ok(None),
+                Probe::Unknown { reason } => Err(reason),
+            }
+        })
+        .buffered(concurrency)
+        .collect::<Vec<Result<Option<String>, String>>>();
+    let content_reads = stream::iter(0..n)
+        .map(|i| {
+            let repo = repos[i];
+            let tag = hashes[i].tag.clone();
+            async move {
+                get_waiting(client, repo, &tag, opts.wait)
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            }
+        })
+        .buffered(concurrency)
+        .collect::<Vec<Result<Option<Manifest>, String>>>();
+    let (read, previous) = futures_util::future::join(content_reads, previous_reads).await;
+    let mut content: Vec<ContentRead> = read
+        .into_iter()
+        .map(|r| match r {
+            Ok(Some(m)) => match Found::from_manifest(m) {
+                Ok(f) => ContentRead::Found(f),
+                Err(e) => ContentRead::Unusable(format!("{e:#}")),
+            },
+            Ok(None) => ContentRead::Missing,
+            Err(e) => ContentRead::Failed(e),
+        })
+        .collect();
+    let mut details: Vec<Vec<DetailError>> = vec![Vec::new(); n];
+
+    // 2. Layers of every index child that takes part in a parent comparison.
+    let mut need_layers: BTreeSet<usize> = BTreeSet::new();
+    for (i, ps) in from.iter().enumerate() {
+        if !ps.is_empty() {
+            need_layers.insert(i);
+            need_layers.extend(ps.iter().copied());
+        }
+    }
+    let jobs: Vec<(usize, usize, RepoRef, String)> = need_layers
+        .iter()
+        .filter_map(|&i| {
+            let ContentRead::Found(f) = &content[i] else {
+                return None;
+            };
+            let repo = repos[i];
+            Some(
+                f.images
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, pi)| pi.layers.is_none())
+                    .map(|(k, pi)| (i, k, repo.clone(), pi.digest.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .flatten()
+        .collect();
+    let layer_results: Vec<(usize, usize, anyhow::Result<Vec<String>>)> = stream::iter(jobs)
+        .map(|(i, k, repo, digest)| async move {
+            let r = async {
+                let m = get_waiting(client, &repo, &digest, opts.wait)
+                    .await?
+                    .with_context(|| format!("{repo}@{digest} does not exist (404)"))?;
+                match m.parse()? {
+                    ParsedManifest::Image(img) => {
+                        Ok(img.layers.iter().map(|l| l.digest.clone()).collect())
+                    }
+                    ParsedManifest::Index(_) => {
+                        anyhow::bail!("{repo}@{digest} is a nested index; not supported")
+                    }
+                }
+            }
+            .await;
+            (i, k, r)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (i, k, r) in layer_results {
+        match r {
+            Ok(layers) => {
+                if let ContentRead::Found(f) = &mut content[i] {
+                    f.images[k].layers = Some(layers);
+                }
+            }
+            Err(e) => details[i].push(DetailError::PlatformManifest(format!("{e:#}"))),
+        }
+    }
+
+    // 3. Platforms: single-arch images that list platforms need their config blob.
+    let cfg_jobs: Vec<(usize, RepoRef, String)> = (0..n)
+        .filter(|&i| !config.images[i].platforms.is_empty())
+        .filter_map(|i| {
+            let ContentRead::Found(f) = &content[i] else {
+                return None;
+            };
+            if f.index {
+                return None;
+            }
+            let cfg = f.manifest.parse().ok()?.config()?.digest.clone();
+            Some((i, repos[i].clone(), cfg))
+        })
+        .collect();
+    let cfg_results: Vec<(usize, anyhow::Result<PlatformKey>)> = stream::iter(cfg_jobs)
+        .map(|(i, repo, digest)| async move {
+            let r = async {
+                let bytes = client.get_blob(&repo, &digest, MAX_CONFIG_BYTES).await?;
+                platform_of_config(&bytes).with_context(|| format!("config blob {repo}@{digest}"))
+            }
+            .await;
+            (i, r)
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (i, r) in cfg_results {
+        match r {
+            Ok(p) => {
+                if let ContentRead::Found(f) = &mut content[i] {
+                    f.images[0].platform = Some(p);
+                }
+            }
+            Err(e) => details[i].push(DetailError::ConfigBlob(format!("{e:#}"))),
+        }
+    }
+
+    Fetched {
+        content,
+        details,
+        previous,
+    }
+}
+
+/// Judge the registry's answers: per image, whether it exists, has every configured platform
+/// and sits on its parents' current layers; per alias, where it points and whether it must move.
+/// Pure. `wait` is only quoted in the "missing" message.
+pub fn judge(
+    config: &Config,
+    hashes: &[ImageHash],
+    from: &[Vec<usize>],
+    plan: AliasPlan,
+    fetched: Fetched,
+    wait: Duration,
+) -> Checked {
+    let n = config.images.len();
+    let mut reports: Vec<ImageReport> = config
+        .images
+        .iter()
+        .zip(hashes)
+        .map(|(s, h)| ImageReport {
+            name: s.name.clone(),
+            reference: h.image.clone(),
+            ..ImageReport::default()
+        })
+        .collect();
+    let Fetched {
+        content,
+        mut details,
+        previous,
+    } = fetched;
+    details.resize(n, Vec::new());
+
+    // 1. The content tags, and the reads behind them.
+    // An image without an answer (a short `content`) is unread, never fine.
+    let mut found: Vec<Option<Found>> = vec![None; n];
+    let mut content = content.into_iter();
+    for i in 0..n {
+        let c = content
+            .next()
+            .unwrap_or_else(|| ContentRead::Failed("not asked".into()));
+        match c {
+            ContentRead::Found(f) => {
+                reports[i].digest = Some(f.manifest.digest.clone());
+                found[i] = Some(f);
+            }
+            ContentRead::Unusable(e) => reports[i]
+                .problems
+                .push(format!("{} is not a usable manifest: {e}", hashes[i].image)),
+            ContentRead::Missing => reports[i].problems.push(format!(
+                "missing: {} does not exist (404, asked again for {:.0?}); build it, or run decide and the build jobs first",
+                hashes[i].image, wait
+            )),
+            ContentRead::Failed(e) => reports[i]
+                .problems
+                .push(format!("could not read {}: {e}", hashes[i].image)),
+        }
+    }
+    for (i, ds) in details.into_iter().enumerate().take(n) {
+        for d in ds {
+            reports[i].problems.push(match d {
+                DetailError::PlatformManifest(e) => {
+                    format!("could not read a platform manifest: {e}")
+                }
+                DetailError::ConfigBlob(e) => format!("could not read the image's platform: {e}"),
+            });
+        }
+    }
+
+    // 2. Platforms.
+    for i in 0..n {
+        let Some(f) = &found[i] else { continue };
+        reports[i].kind = Some(f.describe());
+        let required = &config.images[i].platforms;
+        if required.is_empty() {
+            continue;
+        }
+        if !f.index && f.images[0].platform.is_none() {
+            continue; // its config blob could not be read: reported above
+        }
+        let missing = missing_platforms(required, &f.platforms());
+        if missing.is_empty() {
+            reports[i]
+                .passed
+                .push(format!("has every platform ({})", required.join(", ")));
+        } else {
+            let have: Vec<String> = f.platforms().iter().map(|p| p.to_string()).collect();
+            reports[i].problems.push(format!(
+                "missing platform{} {} (it has {}); build every platform in `platforms:`",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", "),
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            ));
+        }
+    }
+
+    // 3. Built on the parents.
+    for (i, ps) in from.iter().enumerate().take(n) {
+        if ps.is_empty() {
+            if !config.images[i].parents.is_empty() {
+                reports[i].passed.push(
+                    "no parent is used in FROM (COPY --from/mounts only): layers not compared"
+                        .into(),
+                );
+            }
+            continue;
+        }
+        let Some(child) = &found[i] else { continue };
+        if ps.iter().any(|&p| found[p].is_none()) {
+            let missing: Vec<&str> = ps
+                .iter()
+                .filter(|&&p| found[p].is_none())
+                .map(|&p| config.images[p].name.as_str())
+                .collect();
+            reports[i].problems.push(format!(
+                "cannot check its base: parent {} is missing",
+                missing.join(", ")
+            ));
+            continue;
+        }
+        let parents: Vec<(&str, &Found)> = ps
+            .iter()
+            .filter_map(|&p| Some((config.images[p].name.as_str(), found[p].as_ref()?)))
+            .collect();
+        let problems = base_problems(&parents, child);
+        if problems.is_empty() {
+            let names: Vec<&str> = parents.iter().map(|(n, _)| *n).collect();
+            reports[i]
+                .passed
+                .push(format!("built on the current {}", names.join(" / ")));
+        }
+        reports[i].problems.extend(problems);
+    }
+
+    // 4. The aliases, with what they point at now.
+    let AliasPlan { aliases, skipped } = plan;
+    let mut problems = Vec::new();
+    let mut states = Vec::with_capacity(aliases.len());
+    let mut previous = previous.into_iter();
+    for a in aliases {
+        let digest = found[a.image].as_ref().map(|f| f.manifest.digest.clone());
+        let previous = match previous.next() {
+            Some(Ok(p)) => p,
+            Some(Err(reason)) => {
+                problems.push(format!(
+                    "could not read the alias {} (needed for `previous` and rollback): {reason}",
+                    a.reference()
+                ));
+                None
+            }
+            None => {
+                problems.push(format!(
+                    "could not read the alias {} (needed for `previous` and rollback): not asked",
+                    a.reference()
+                ));
+                None
+            }
+        };
+        let status = if digest.is_some() && digest == previous {
+            AliasStatus::InPlace
+        } else {
+            AliasStatus::Pending
+        };
+        states.push(AliasState {
+            alias: a,
+            digest,
+            previous,
+            status,
+        });
+    }
+
+    Checked {
+        images: reports,
+        found,
+        aliases: states,
+        skipped,
+        problems,
+    }
+}
+
+/// What [`check`] returns when it ran out of time: nothing is known, so the caller adds the
+/// problem and nothing is written.
+pub fn check_timed_out(config: &Config, hashes: &[ImageHash], plan: AliasPlan) -> Checked {
+    Checked {
+        images: config
+            .images
+            .iter()
+            .zip(hashes)
+            .map(|(s, h)| ImageReport {
+                name: s.name.clone(),
+                reference: h.image.clone(),
+                ..ImageReport::default()
+            })
+            .collect(),
+        found: vec![None; config.images.len()],
+        aliases: plan
+            .aliases
+            .into_iter()
+            .map(|alias| AliasState {
+                alias,
+                digest: None,
+                previous: None,
+                status: AliasStatus::Pending,
+            })
+            .collect(),
+        skipped: plan.skipped,
+        problems: Vec::new(),
+    }
+}
+
+/// `os`, `architecture`, `variant` of an image config blob.
+pub fn platform_of_config(bytes: &[u8]) -> anyhow::Result<PlatformKey> {
+    #[derive(serde::Deserialize)]
+    struct Cfg {
+        #[serde(default)]
+        os: String,
+        #[serde(default)]
+        architecture: String,
+        #[serde(default)]
+        variant: Option<String>,
+    }
+    let c: Cfg = serde_json::from_slice(bytes).context("not an image config (JSON)")?;
+    if c.os.is_empty() || c.architecture.is_empty() {
+        anyhow::bail!("the image config names no os/architecture");
+    }
+    Ok(PlatformKey::new(
+        &c.os,
+        &c.architecture,
+        c.variant.as_deref(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::PlatformImage;
+    use crate::promote::plan_aliases;
+    use std::path::Path;
+
+    const CFG: &str = "version: 1\nrepository: ghcr.io/acme/x\nplatforms: [linux/amd64, linux/arm64]\nimages:\n  base:\n    dockerfile: D\n    tag: base-{hash}\n    promote: [base-latest]\n  app:\n    from: base\n    dockerfile: D\n    tag: app-{hash}\n    promote: [app-latest]\n";
+
+    fn config() -> Config {
+        Config::parse(CFG, Path::new("t.yml")).unwrap()
+    }
+
+    fn hashes(config: &Config) -> Vec<ImageHash> {
+        config
+            .images
+            .iter()
+            .map(|s| {
+                let tag = format!("{}-abc", s.name);
+                ImageHash {
+                    full: "a".repeat(64),
+                    short: "abc".into(),
+                    image: format!("{}:{tag}", s.repository),
+                    tag,
+                    build_args: Default::default(),
+                    declared: Default::default(),
+                    context_digest: String::new(),
+                    context_entries: 0,
+                    parents: Vec::new(),
+                    outside: Vec::new(),
+                    unresolved: None,
+                }
+            })
+            .collect()
+    }
+
+    /// base is 0, app is 1 and is built FROM base.
+    const FROM: [&[usize]; 2] = [&[], &[0]];
+
+    fn from() -> Vec<Vec<usize>> {
+        FROM.iter().map(|f| f.to_vec()).collect()
+    }
+
+    fn platform(p: &str, digest: &str, layers: &[&str]) -> PlatformImage {
+        PlatformImage {
+            platform: Some(PlatformKey::parse(p).unwrap()),
+            digest: digest.into(),
+            layers: Some(layers.iter().map(|s| s.to_string()).collect()),
+        }
+    }
+
+    fn index(digest: &str, images: Vec<PlatformImage>) -> ContentRead {
+        ContentRead::Found(Found {
+            manifest: Manifest {
+                bytes: vec![],
+                media_type: skip_registry::manifest::OCI_INDEX.into(),
+                digest: digest.into(),
+            },
+            index: true,
+            images,
+        })
+    }
+
+    fn base() -> ContentRead {
+        index(
+            "sha256:base",
+            vec![
+                platform("linux/amd64", "sha256:ba", &["a1"]),
+                platform("linux/arm64", "sha256:bb", &["b1"]),
+            ],
+        )
+    }
+
+    fn app_on(arm_layers: &[&str]) -> ContentRead {
+        index(
+            "sha256:app",
+            vec![
+                platform("linux/amd64", "sha256:aa", &["a1", "x"]),
+                platform("linux/arm64", "sha256:ab", arm_layers),
+            ],
+        )
+    }
+
+    /// Judge the two images with these answers; the aliases base-latest (now at base's digest)
+    /// and app-latest (new).
+    fn judged(content: Vec<ContentRead>, details: Vec<Vec<DetailError>>) -> Checked {
+        let config = config();
+        let hashes = hashes(&config);
+        let plan = plan_aliases(&config, &hashes, None).unwrap();
+        let fetched = Fetched {
+            content,
+            details,
+            previous: vec![Ok(Some("sha256:base".into())), Ok(None)],
+        };
+        judge(
+            &config,
+            &hashes,
+            &from(),
+            plan,
+            fetched,
+            Duration::from_secs(10),
+        )
+    }
+
+    #[test]
+    fn a_consistent_family_passes_and_only_moved_aliases_are_pending() {
+        let c = judged(vec![base(), app_on(&["b1", "y"])], vec![]);
+        assert!(!c.blocked(), "{:?}", c.all_problems());
+        assert_eq!(c.images[0].digest.as_deref(), Some("sha256:base"));
+        assert!(c.images[0]
+            .passed
+            .contains(&"has every platform (linux/amd64, linux/arm64)".to_string()));
+        assert!(
+            c.images[1]
+                .passed
+                .contains(&"built on the current base".to_string()),
+            "{:?}",
+            c.images[1].passed
+        );
+        assert_eq!(c.aliases[0].alias.reference(), "ghcr.io/acme/x:base-latest");
+        assert_eq!(c.aliases[0].status, AliasStatus::InPlace);
+        assert_eq!(c.aliases[1].status, AliasStatus::Pending);
+        assert_eq!(c.aliases[1].digest.as_deref(), Some("sha256:app"));
+        assert_eq!(c.aliases[1].previous, None);
+    }
+
+    #[test]
+    fn a_child_on_an_old_parent_blocks() {
+        let c = judged(vec![base(), app_on(&["old", "y"])], vec![]);
+        assert!(c.blocked());
+        assert!(c.images[0].problems.is_empty());
+        assert_eq!(c.images[1].problems.len(), 1, "{:?}", c.images[1].problems);
+        assert!(c.images[1].problems[0].starts_with("linux/arm64"));
+        assert!(c.all_problems()[0].starts_with("app: linux/arm64"));
+    }
+
+    #[test]
+    fn a_missing_parent_blocks_parent_and_child() {
+        let c = judged(vec![ContentRead::Missing, app_on(&["b1", "y"])], vec![]);
+        assert!(c.blocked());
+        assert_eq!(
+            c.images[0].problems,
+            vec!["missing: ghcr.io/acme/x:base-abc does not exist (404, asked again for 10s); build it, or run decide and the build jobs first"]
+        );
+        assert_eq!(
+            c.images[1].problems,
+            vec!["cannot check its base: parent base is missing"]
+        );
+        // The alias of a missing image has nothing to point at.
+        assert_eq!(c.aliases[0].digest, None);
+        assert_eq!(c.aliases[0].status, AliasStatus::Pending);
+    }
+
+    #[test]
+    fn a_missing_platform_blocks() {
+        let only_amd = index(
+            "sha256:base",
+            vec![platform("linux/amd64", "sha256:ba", &["a1"])],
+        );
+        let c = judged(vec![only_amd, app_on(&["b1", "y"])], vec![]);
+        assert!(c.blocked());
+        assert!(c.images[0].problems[0]
+            .starts_with("missing platform linux/arm64 (it has linux/amd64)"));
+        // And the app's arm64 image has no base image to sit on.
+        assert!(c.images[1].problems[0].contains("base has no linux/arm64"));
+    }
+
+    #[test]
+    fn failed_reads_block_with_what_failed() {
+        let c = judged(
+            vec![
+                ContentRead::Failed("HTTP 503 after 5 attempts".into()),
+                ContentRead::Unusable("not JSON".into()),
+            ],
+            vec![],
+        );
+        assert_eq!(
+            c.images[0].problems,
+            vec!["could not read ghcr.io/acme/x:base-abc: HTTP 503 after 5 attempts"]
+        );
+        assert_eq!(
+            c.images[1].problems,
+            vec!["ghcr.io/acme/x:app-abc is not a usable manifest: not JSON"]
+        );
+
+        // A platform manifest or config blob that could not be read is a problem of its own.
+        let c = judged(
+            vec![base(), app_on(&["b1", "y"])],
+            vec![
+                vec![],
+                vec![
+                    DetailError::PlatformManifest("sha256:ab: 404".into()),
+                    DetailError::ConfigBlob("limit".into()),
+                ],
+            ],
+        );
+        assert!(c.blocked());
+        assert_eq!(
+            c.images[1].problems[..2],
+            [
+                "could not read a platform manifest: sha256:ab: 404".to_string(),
+                "could not read the image's platform: limit".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unread_answer_is_never_a_pass() {
+        // Fewer answers than images (or aliases): the rest is unread, and that blocks.
+        let config = config();
+        let hashes = hashes(&config);
+        let plan = plan_aliases(&config, &hashes, None).unwrap();
+        let c = judge(
+            &config,
+            &hashes,
+            &from(),
+            plan,
+            Fetched::default(),
+            Duration::ZERO,
+        );
+        assert!(c.blocked());
+        assert!(c
+            .images
+            .iter()
+            .all(|i| i.problems[0].ends_with("not asked")));
+        assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
+    }
+
+    #[test]
+    fn an_unreadable_alias_blocks() {
+        let config = config();
+        let hashes = hashes(&config);
+        let plan = plan_aliases(&config, &hashes, None).unwrap();
+        let fetched = Fetched {
+            content: vec![base(), app_on(&["b1", "y"])],
+            details: vec![],
+            previous: vec![Ok(None), Err("HTTP 401".into())],
+        };
+        let c = judge(&config, &hashes, &from(), plan, fetched, Duration::ZERO);
+        assert!(c.blocked());
+        assert_eq!(
+            c.problems,
+            vec!["could not read the alias ghcr.io/acme/x:app-latest (needed for `previous` and rollback): HTTP 401"]
+        );
+        assert!(c.images.iter().all(|i| i.problems.is_empty()));
+    }
+
+    #[test]
+    fn config_platform() {
+        let k = platform_of_config(
+            br#"{"os":"linux","architecture":"arm64","variant":"v8","rootfs":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(k.to_string(), "linux/arm64");
+        assert!(platform_of_config(br#"{"rootfs":{}}"#).is_err());
+        assert!(platform_of_config(b"<html>").is_err());
+    }
+}
