@@ -158,6 +158,38 @@ pub fn matrix_json(entries: &[MatrixEntry], max_jobs: usize) -> String {
     serde_json::to_string(&M { include: batches }).unwrap_or_else(|_| r#"{"include":[]}"#.into())
 }
 
+/// A boolean output: `true`, or the empty string for false.
+///
+/// GitHub's and act's expressions treat every non-empty string as true, so a job guarded with the
+/// bare `if: needs.decide.outputs.need_build` would *run* on the string `false` (and a matrix job
+/// would then fail on its empty matrix). The empty string is the only string that is false, and
+/// `== 'true'` keeps working with it.
+pub fn flag(b: bool) -> String {
+    if b {
+        "true".to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// The deepest level a config may have while `variants_matrix` still holds every image with a
+/// parent: one build-variants job after build-base. Deeper, `variants_matrix` would put a child in
+/// the same job as its parent, built `FROM` the parent's old digest.
+pub const VARIANTS_MAX_LEVEL: usize = 1;
+
+/// The warning decide prints for configs deeper than two levels.
+pub fn deep_config_warning(max_level: usize) -> Option<String> {
+    (max_level > VARIANTS_MAX_LEVEL).then(|| {
+        format!(
+            "this config has {} levels: `variants_matrix` / `variants_need_build` hold level 1 only \
+             (a child must not build in the same job as its parent); build levels 2–{max_level} \
+             with one job per level from `matrix_levels` / `levels_need_build` \
+             (see examples/workflows/levels-github.yml)",
+            max_level + 1
+        )
+    })
+}
+
 /// Every output of `decide`.
 pub fn decide_outputs(
     config: &Config,
@@ -176,19 +208,21 @@ pub fn decide_outputs(
     };
     let entry = |i: usize| matrix_entry(&config.images[i], &hashes[i]);
     let all: Vec<MatrixEntry> = build.iter().map(|&i| entry(i)).collect();
+    // Level 1 only: deeper images sit on level-1 images and must wait for them (see
+    // `VARIANTS_MAX_LEVEL`). For two-level configs this is every image with a parent, as before.
     let variants: Vec<MatrixEntry> = build
         .iter()
-        .filter(|&&i| !config.images[i].parents.is_empty())
+        .filter(|&&i| config.images[i].level == VARIANTS_MAX_LEVEL)
         .map(|&i| entry(i))
         .collect();
 
-    o.set("need_build", (!all.is_empty()).to_string());
+    o.set("need_build", flag(!all.is_empty()));
     let roots: Vec<usize> = (0..config.images.len())
         .filter(|i| config.images[*i].parents.is_empty())
         .collect();
     if let [r] = roots[..] {
         let base_build = !dry_run && decisions[r].need_build;
-        o.set("base_need_build", base_build.to_string());
+        o.set("base_need_build", flag(base_build));
         o.set("base_image", hashes[r].image.clone());
         o.set("base_tag", hashes[r].tag.clone());
         o.set("base_hash", hashes[r].full.clone());
@@ -197,7 +231,7 @@ pub fn decide_outputs(
             o.set(k, "");
         }
     }
-    o.set("variants_need_build", (!variants.is_empty()).to_string());
+    o.set("variants_need_build", flag(!variants.is_empty()));
     o.set("variants_matrix", matrix_json(&variants, max_jobs));
     o.set("matrix", matrix_json(&all, max_jobs));
 
@@ -221,7 +255,7 @@ pub fn decide_outputs(
         serde_json::to_string(&level_flags).unwrap_or_default(),
     );
     o.set("plan", plan_json(config, hashes, decisions));
-    o.set("dry_run", dry_run.to_string());
+    o.set("dry_run", flag(dry_run));
     o.set("build_count", all.len().to_string());
     o
 }

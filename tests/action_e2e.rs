@@ -521,9 +521,9 @@ fn pipeline_builds_reuses_dry_runs_and_runs_on_gitea() {
         &[],
     );
     r2.assert_ok();
-    assert_eq!(r2.out("need_build"), "false");
-    assert_eq!(r2.out("base_need_build"), "false");
-    assert_eq!(r2.out("variants_need_build"), "false");
+    assert_eq!(r2.out("need_build"), "");
+    assert_eq!(r2.out("base_need_build"), "");
+    assert_eq!(r2.out("variants_need_build"), "");
     assert_eq!(r2.out("build_count"), "0");
     assert_eq!(r2.out("variants_matrix"), r#"{"include":[]}"#);
     assert!(plan(&r2).values().all(|(_, b)| !b));
@@ -539,7 +539,7 @@ fn pipeline_builds_reuses_dry_runs_and_runs_on_gitea() {
     assert!(r2.builds.is_empty(), "{}", r2.context());
     assert_eq!(files.requests().len(), 1, "binary: must not download");
     assert!(r2.promoted(), "{}", r2.context());
-    assert_eq!(r2.promote["changed"], "false", "{}", r2.context());
+    assert_eq!(r2.promote["changed"], "", "{}", r2.context());
     assert_promoted(&reg, &r2, &p1);
 
     // 3. workflow_dispatch, dry run, force all: the plan says build everything; nothing happens.
@@ -555,7 +555,7 @@ fn pipeline_builds_reuses_dry_runs_and_runs_on_gitea() {
     );
     r3.assert_ok();
     assert_eq!(r3.out("dry_run"), "true");
-    assert_eq!(r3.out("need_build"), "false");
+    assert_eq!(r3.out("need_build"), "");
     assert_eq!(r3.out("build_count"), "0");
     assert_eq!(r3.out("matrix"), r#"{"include":[]}"#);
     assert!(
@@ -593,7 +593,7 @@ fn pipeline_builds_reuses_dry_runs_and_runs_on_gitea() {
         &[],
     );
     r4.assert_ok();
-    assert_eq!(r4.out("base_need_build"), "false");
+    assert_eq!(r4.out("base_need_build"), "");
     assert_eq!(r4.out("variants_need_build"), "true");
     assert_eq!(r4.out("build_count"), "4");
     let p4 = plan(&r4);

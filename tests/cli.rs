@@ -375,9 +375,29 @@ fn bake_file_for_a_batch() {
         .find(|i| i["name"] == "devbox/omos")
         .unwrap();
     assert_eq!(t["tags"][0], omos["image"]);
+    // The child names its parent's target by the parent's image reference (the BASE_IMAGE it
+    // is built FROM), so bake builds the base first and the variant uses that result.
+    let base_ref = t["args"]["BASE_IMAGE"].as_str().unwrap();
+    assert_eq!(
+        t["contexts"],
+        serde_json::json!({ base_ref: "target:base" }),
+        "{t}"
+    );
+    assert_eq!(v["target"]["base"].get("contexts"), None);
+    // A parent outside the file is pulled by its tag: no context for it.
+    let o = ws.run(&["bake", "--images", "devbox/omos"]);
+    let only: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(only["target"]["devbox_omos"].get("contexts"), None);
     // All images by default; unknown names are an error.
     let all: serde_json::Value = serde_json::from_slice(&ws.run(&["bake"]).stdout).unwrap();
     assert_eq!(all["target"].as_object().unwrap().len(), 5);
+    for v in ["devbox_base", "devbox_omos", "devbox_with-pi", "devbox_omos-with-pi"] {
+        assert_eq!(
+            all["target"][v]["contexts"][base_ref], "target:base",
+            "{v}: {}",
+            all["target"][v]
+        );
+    }
     let o = ws.run(&["bake", "--images", "nope"]);
     assert_eq!(o.status.code(), Some(2));
 }

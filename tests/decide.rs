@@ -81,7 +81,7 @@ fn nothing_published_builds_everything() {
     assert_eq!(d.get("need_build"), "true");
     assert_eq!(d.get("base_need_build"), "true");
     assert_eq!(d.get("variants_need_build"), "true");
-    assert_eq!(d.get("dry_run"), "false");
+    assert_eq!(d.get("dry_run"), "");
     assert_eq!(d.get("build_count"), "5");
     let tags = tags_of(&ws);
     assert_eq!(d.get("base_tag"), tags["base"]);
@@ -140,7 +140,7 @@ fn base_published_builds_only_variants() {
     publish(&reg, &[&tags["base"]]);
     let d = decide(&ws, &[], &[]);
     assert_eq!(d.code, Some(0), "{}", d.stderr);
-    assert_eq!(d.get("base_need_build"), "false");
+    assert_eq!(d.get("base_need_build"), "");
     assert_eq!(d.get("variants_need_build"), "true");
     assert_eq!(matrix_names(&d, "matrix"), VARIANTS);
     let plan = d.plan();
@@ -159,9 +159,9 @@ fn all_published_builds_nothing_and_one_arg_change_rebuilds_one_variant() {
     publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
     let d = decide(&ws, &[], &[]);
     assert_eq!(d.code, Some(0), "{}", d.stderr);
-    assert_eq!(d.get("need_build"), "false");
-    assert_eq!(d.get("base_need_build"), "false");
-    assert_eq!(d.get("variants_need_build"), "false");
+    assert_eq!(d.get("need_build"), "");
+    assert_eq!(d.get("base_need_build"), "");
+    assert_eq!(d.get("variants_need_build"), "");
     assert_eq!(d.get("matrix"), r#"{"include":[]}"#);
     assert_eq!(d.get("variants_matrix"), r#"{"include":[]}"#);
     assert!(d.plan().values().all(|(b, r)| !b && r == "tag exists"));
@@ -175,7 +175,7 @@ fn all_published_builds_nothing_and_one_arg_change_rebuilds_one_variant() {
     std::fs::write(&p, s).unwrap();
     let d = decide(&ws, &[], &[]);
     assert_eq!(matrix_names(&d, "matrix"), ["devbox/with-pi"]);
-    assert_eq!(d.get("base_need_build"), "false");
+    assert_eq!(d.get("base_need_build"), "");
 
     // The base changes: everything builds.
     ws.write("rootfs/etc/profile.d/devbox.sh", "export EDITOR=nano\n");
@@ -228,9 +228,9 @@ fn dry_run_shows_the_plan_and_builds_nothing() {
     ] {
         assert_eq!(d.code, Some(0), "{}", d.stderr);
         assert_eq!(d.get("dry_run"), "true");
-        assert_eq!(d.get("need_build"), "false");
-        assert_eq!(d.get("base_need_build"), "false");
-        assert_eq!(d.get("variants_need_build"), "false");
+        assert_eq!(d.get("need_build"), "");
+        assert_eq!(d.get("base_need_build"), "");
+        assert_eq!(d.get("variants_need_build"), "");
         assert_eq!(d.get("matrix"), r#"{"include":[]}"#);
         assert_eq!(d.get("variants_matrix"), r#"{"include":[]}"#);
         // The plan still says what a real run would build.

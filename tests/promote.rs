@@ -224,7 +224,7 @@ fn single_arch_promote_then_second_run_writes_nothing() {
     assert!(again.ok(), "{}", again.log());
     let reqs = proxy.requests();
     assert_eq!(writes(&reqs[before..]), Vec::<String>::new());
-    assert_eq!(again.outputs["changed"], "false");
+    assert_eq!(again.outputs["changed"], "");
     assert_eq!(again.json("promoted"), serde_json::to_value(&want).unwrap());
     assert_eq!(again.json("previous"), serde_json::to_value(&want).unwrap());
     assert!(
@@ -319,7 +319,7 @@ fn a_missing_variant_blocks_every_alias() {
         );
     }
     assert_eq!(run.json("promoted"), serde_json::json!({}));
-    assert_eq!(run.outputs["changed"], "false");
+    assert_eq!(run.outputs["changed"], "");
     assert!(run.summary.contains("**Blocked: no tag was changed.**"));
 }
 

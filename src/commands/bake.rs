@@ -33,6 +33,12 @@ struct Target {
     platforms: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<String>,
+    /// Parent image reference → `target:<parent target>`, for every parent in the same file.
+    /// Without it bake builds parent and child at once and the child pulls the parent's tag
+    /// before it is pushed (or an old push of it); with it bake builds the parent first and the
+    /// child uses that very result.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    contexts: BTreeMap<String, String>,
 }
 
 pub fn run(args: BakeArgs) -> anyhow::Result<()> {
@@ -57,11 +63,32 @@ pub fn run(args: BakeArgs) -> anyhow::Result<()> {
         group: BTreeMap::new(),
         target: BTreeMap::new(),
     };
+    let included = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    let by_name: BTreeMap<&str, usize> = h
+        .config
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    // Config order is parents first, so the group lists them first too.
     let mut names = Vec::new();
     for (spec, hash) in h.config.images.iter().zip(&h.hashes) {
-        if !wanted.is_empty() && !wanted.contains(&spec.name) {
+        if !included(&spec.name) {
             continue;
         }
+        let contexts: BTreeMap<String, String> = spec
+            .parents
+            .iter()
+            .filter(|p| included(&p.name))
+            .filter_map(|p| by_name.get(p.name.as_str()))
+            .map(|&pi| {
+                (
+                    h.hashes[pi].image.clone(),
+                    format!("target:{}", bake_target(&h.config.images[pi].name)),
+                )
+            })
+            .collect();
         let t = bake_target(&spec.name);
         names.push(t.clone());
         bake.target.insert(
@@ -74,6 +101,7 @@ pub fn run(args: BakeArgs) -> anyhow::Result<()> {
                 tags: vec![hash.image.clone()],
                 platforms: spec.platforms.clone(),
                 target: spec.target.clone(),
+                contexts,
             },
         );
     }

@@ -42,6 +42,10 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
         }
     }
     let decisions = plan::decide(&config, &existence, &force, on_error)?;
+    let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
+    if let Some(w) = crate::outputs::deep_config_warning(max_level) {
+        crate::github::warning(&w);
+    }
     let outputs =
         crate::outputs::decide_outputs(&config, &hashes, &decisions, args.dry_run, args.max_jobs);
     let summary = crate::outputs::summary_markdown(&config, &hashes, &decisions, args.dry_run);

@@ -107,7 +107,8 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let mut outputs = Outputs::new();
     outputs.set("promoted", promote::promoted_json(&checked, args.dry_run));
     outputs.set("previous", promote::previous_json(&checked));
-    outputs.set("changed", if moved > 0 { "true" } else { "false" });
+    // `true` or empty: the one encoding of every boolean output (see `outputs::flag`).
+    outputs.set("changed", crate::outputs::flag(moved > 0));
     let wrote = outputs.write_to_env()?;
     write_summary(&summary)?;
     if args.json {
