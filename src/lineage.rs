@@ -260,6 +260,100 @@ pub fn from_parents(config: &Config, discovery: &Discovery) -> Vec<Vec<usize>> {
         .collect()
 }
 
+// ---------------------------------------------------------------------------------------------
+// decide's side: may an image whose tag exists be reused?
+// ---------------------------------------------------------------------------------------------
+
+/// What decide learned about an image being built on the current build of its `FROM` parents.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BaseCheck {
+    /// Not asked: no `FROM` parent in the config, or the image is built anyway (forced, tag
+    /// missing or unknown, an ancestor being built).
+    #[default]
+    NotChecked,
+    /// Every platform's layers start with its parent's current layers.
+    Current,
+    /// A platform is not built on the parent's current push: `parent` names it (`a or b` when
+    /// it is built `FROM` one of several), `detail` says which platform and digests.
+    Stale { parent: String, detail: String },
+    /// A manifest could not be read: judged like an unanswerable probe (build, to be safe).
+    Unknown { reason: String },
+}
+
+/// The images decide must judge: those it would otherwise reuse (`built_anyway[i]` false) that
+/// are built `FROM` a parent of the config. Their parents need reading too; see [`to_read`].
+pub fn to_check(from: &[Vec<usize>], built_anyway: &[bool]) -> Vec<usize> {
+    (0..from.len())
+        .filter(|&i| !built_anyway[i] && !from[i].is_empty())
+        .collect()
+}
+
+/// Every image whose manifest [`judge`] needs for `check`: each image and each parent once.
+pub fn to_read(from: &[Vec<usize>], check: &[usize]) -> Vec<usize> {
+    let mut read: std::collections::BTreeSet<usize> = check.iter().copied().collect();
+    for &i in check {
+        read.extend(from[i].iter().copied());
+    }
+    read.into_iter().collect()
+}
+
+/// Judge every image of `check` with [`base_problems`] — the rule promote applies — given what
+/// was read (`found[i]`: `None` when not read, `Err` when the read failed). `names[i]` names image
+/// `i` in reasons. Images outside `check` are [`BaseCheck::NotChecked`].
+pub fn judge(
+    names: &[&str],
+    from: &[Vec<usize>],
+    check: &[usize],
+    found: &[Option<Result<Found, String>>],
+) -> Vec<BaseCheck> {
+    let mut out = vec![BaseCheck::NotChecked; names.len()];
+    for &i in check {
+        let read = |k: usize| -> Result<&Found, String> {
+            match found.get(k).and_then(Option::as_ref) {
+                Some(Ok(f)) => Ok(f),
+                Some(Err(e)) => Err(format!("could not read {}: {e}", names[k])),
+                None => Err(format!("{} was not read", names[k])),
+            }
+        };
+        let child = match read(i) {
+            Ok(f) => f,
+            Err(reason) => {
+                out[i] = BaseCheck::Unknown { reason };
+                continue;
+            }
+        };
+        let mut parents = Vec::with_capacity(from[i].len());
+        let mut unknown = None;
+        for &p in &from[i] {
+            match read(p) {
+                Ok(f) => parents.push((names[p], f)),
+                Err(reason) => {
+                    unknown = Some(reason);
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = unknown {
+            out[i] = BaseCheck::Unknown { reason };
+            continue;
+        }
+        let problems = base_problems(&parents, child);
+        out[i] = if problems.is_empty() {
+            BaseCheck::Current
+        } else {
+            BaseCheck::Stale {
+                parent: parents
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                detail: problems.join("; "),
+            }
+        };
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

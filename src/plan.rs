@@ -8,12 +8,18 @@
 //! 3. The content tag is absent: build, "tag missing".
 //! 4. A parent is being built: build, "parent X is being built" — a rebuilt parent gets a new
 //!    digest under the same tag, and a child left on the old digest would not sit on it.
-//! 5. Otherwise the tag exists: skip, "tag exists".
+//! 5. The tag exists but the image is not built on its parent's current push (the judge promote
+//!    uses, [`crate::lineage::base_problems`]): build, "built on an older X: …". A parent pushed
+//!    again under its tag (forced, "building to be safe", a re-run job) leaves such children.
+//! 6. That could not be checked (a manifest read failed): build, "could not check …; building to
+//!    be safe" — like an unanswerable probe.
+//! 7. Otherwise the tag exists: skip, "tag exists".
 
 use std::collections::BTreeSet;
 
 use crate::config::Config;
 use crate::error::usage;
+use crate::lineage::BaseCheck;
 
 /// What the registry said about one content tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,21 +119,62 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// Decide for every image of `config` (same order), given `existence` per image.
+/// Which images are built whatever their parents' layers say: forced, tag not known to exist,
+/// or an ancestor built for one of these reasons. Only the others need the base check (reads
+/// cost requests, and a Docker Hub manifest GET counts as a pull).
+pub fn built_anyway(config: &Config, existence: &[Existence], force: &Force) -> Vec<bool> {
+    let index: std::collections::HashMap<&str, usize> = config
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.name.as_str(), i))
+        .collect();
+    let mut out: Vec<bool> = Vec::with_capacity(existence.len());
+    for (img, e) in config.images.iter().zip(existence) {
+        // Parents come first in config.images.
+        let parent_built = img
+            .parents
+            .iter()
+            .any(|p| index.get(p.name.as_str()).is_some_and(|&pi| out[pi]));
+        out.push(
+            force.covers(&img.name) || !matches!(e, Existence::Present { .. }) || parent_built,
+        );
+    }
+    out
+}
+
+/// Decide for every image of `config` (same order), given `existence` per image, with no base
+/// check (every image [`BaseCheck::NotChecked`]).
 pub fn decide(
     config: &Config,
     existence: &[Existence],
     force: &Force,
     on_error: OnRegistryError,
 ) -> anyhow::Result<Vec<Decision>> {
+    let base = vec![BaseCheck::NotChecked; existence.len()];
+    decide_checked(config, existence, &base, force, on_error)
+}
+
+/// Decide for every image of `config` (same order), given `existence` and the base check
+/// (`base`, from [`crate::lineage::judge`]) per image.
+pub fn decide_checked(
+    config: &Config,
+    existence: &[Existence],
+    base: &[BaseCheck],
+    force: &Force,
+    on_error: OnRegistryError,
+) -> anyhow::Result<Vec<Decision>> {
     assert_eq!(config.images.len(), existence.len(), "one answer per image");
+    assert_eq!(config.images.len(), base.len(), "one base check per image");
     if on_error == OnRegistryError::Fail {
         let failed: Vec<String> = config
             .images
             .iter()
-            .zip(existence)
-            .filter_map(|(img, e)| match e {
-                Existence::Unknown { reason } => Some(format!("{}: {reason}", img.name)),
+            .zip(existence.iter().zip(base))
+            .filter_map(|(img, (e, b))| match (e, b) {
+                (Existence::Unknown { reason }, _) | (_, BaseCheck::Unknown { reason }) => {
+                    Some(format!("{}: {reason}", img.name))
+                }
                 _ => None,
             })
             .collect();
@@ -146,7 +193,7 @@ pub fn decide(
         .map(|(i, img)| (img.name.as_str(), i))
         .collect();
     let mut out: Vec<Decision> = Vec::with_capacity(existence.len());
-    for (img, e) in config.images.iter().zip(existence) {
+    for ((img, e), b) in config.images.iter().zip(existence).zip(base) {
         let (exists, digest) = match e {
             Existence::Present { digest } => (Some(true), digest.clone()),
             Existence::Absent => (Some(false), None),
@@ -169,6 +216,13 @@ pub fn decide(
             (true, "tag missing".to_string())
         } else if let Some(p) = building_parent {
             (true, format!("parent {} is being built", p.name))
+        } else if let BaseCheck::Stale { parent, detail } = b {
+            (true, format!("built on an older {parent}: {detail}"))
+        } else if let BaseCheck::Unknown { reason } = b {
+            (
+                true,
+                format!("could not check that it is built on its current parent ({reason}); building to be safe"),
+            )
         } else {
             (false, "tag exists".to_string())
         };

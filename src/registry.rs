@@ -221,3 +221,100 @@ pub async fn resolve_upstream(
     }
     Ok(out)
 }
+
+/// Read the manifests the base check needs: for each image of `which`, its content tag's
+/// manifest (by the digest the probe returned when there is one, so the judged image is the one
+/// probed) and, for an index, each platform manifest's layers. One task per image, each image
+/// once, all at once (the client bounds connections per host); what is unanswered by `deadline`
+/// is an error, which builds. Returns one slot per image of the config: `None` when not asked.
+///
+/// Every read is a manifest GET, which Docker Hub counts as a pull: callers ask only about
+/// images that would otherwise be reused, and their parents.
+pub async fn read_found(
+    client: &Client,
+    config: &Config,
+    hashes: &[ImageHash],
+    existence: &[Existence],
+    which: &[usize],
+    deadline: Duration,
+) -> Vec<Option<Result<crate::lineage::Found, String>>> {
+    let deadline = tokio::time::Instant::now() + deadline;
+    let mut out: Vec<Option<Result<crate::lineage::Found, String>>> = vec![None; hashes.len()];
+    let mut set = tokio::task::JoinSet::new();
+    for &i in which {
+        let client = client.clone();
+        let repo = config.images[i].repository.clone();
+        let reference = match &existence[i] {
+            Existence::Present {
+                digest: Some(digest),
+            } => digest.clone(),
+            _ => hashes[i].tag.clone(),
+        };
+        set.spawn(async move {
+            let read = async {
+                let rr = RepoRef::parse(&repo).map_err(|e| format!("{e:#}"))?;
+                read_one(&client, &rr, &reference)
+                    .await
+                    .map_err(|e| format!("{e:#}"))
+            };
+            let r = match tokio::time::timeout_at(deadline, read).await {
+                Ok(r) => r,
+                Err(_) => Err("no answer before the decide deadline".to_string()),
+            };
+            (i, r)
+        });
+    }
+    while let Some(res) = set.join_next().await {
+        if let Ok((i, r)) = res {
+            out[i] = Some(r);
+        }
+    }
+    for &i in which {
+        if out[i].is_none() {
+            out[i] = Some(Err("the read task failed".into()));
+        }
+    }
+    out
+}
+
+/// One content tag as [`crate::lineage::Found`], with the layers of every platform image.
+async fn read_one(
+    client: &Client,
+    repo: &RepoRef,
+    reference: &str,
+) -> anyhow::Result<crate::lineage::Found> {
+    let m = client
+        .get_manifest(repo, reference)
+        .await
+        .with_context(|| format!("{repo}:{reference}"))?;
+    let mut found = crate::lineage::Found::from_manifest(m)
+        .with_context(|| format!("{repo}:{reference} is not a usable manifest"))?;
+    let reads = found
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(_, pi)| pi.layers.is_none())
+        .map(|(k, pi)| {
+            let digest = pi.digest.clone();
+            async move {
+                let m = client
+                    .get_manifest(repo, &digest)
+                    .await
+                    .with_context(|| format!("{repo}@{digest}"))?;
+                match m.parse()? {
+                    skip_registry::manifest::ParsedManifest::Image(img) => Ok::<_, anyhow::Error>((
+                        k,
+                        img.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
+                    )),
+                    skip_registry::manifest::ParsedManifest::Index(_) => {
+                        anyhow::bail!("{repo}@{digest} is a nested index; not supported")
+                    }
+                }
+            }
+        });
+    for r in futures_util::future::join_all(reads).await {
+        let (k, layers) = r?;
+        found.images[k].layers = Some(layers);
+    }
+    Ok(found)
+}

@@ -39,14 +39,19 @@ fn matrix_names(d: &GhRun, k: &str) -> Vec<String> {
         .collect()
 }
 
-/// Push a single-arch image at every given tag of acme/devbox.
+/// Push a single-arch image at every given tag of acme/devbox, as a pipeline would: the first
+/// tag is the base, the others are variants built FROM it (decide checks that they sit on it).
 fn publish(reg: &TestRegistry, tags: &[&str]) {
     let p = reg.pusher();
     rt().block_on(async {
+        let mut base = None;
         for t in tags {
-            p.push_image("acme/devbox", Some(t), &ImageSpec::oci())
-                .await
-                .unwrap();
+            let spec = match &base {
+                Some(b) => ImageSpec::oci().from_parent(b),
+                None => ImageSpec::oci(),
+            };
+            let pushed = p.push_image("acme/devbox", Some(t), &spec).await.unwrap();
+            base.get_or_insert(pushed);
         }
     });
 }
@@ -204,10 +209,11 @@ fn multi_arch_index_counts_as_present() {
     let tags = tags_of(&ws);
     let p = reg.pusher();
     rt().block_on(async {
-        p.push_multiarch("acme/devbox", &tags["base"], Format::Oci, None)
+        let base = p
+            .push_multiarch("acme/devbox", &tags["base"], Format::Oci, None)
             .await
             .unwrap();
-        p.push_multiarch("acme/devbox", &tags["devbox/omos"], Format::Docker, None)
+        p.push_multiarch("acme/devbox", &tags["devbox/omos"], Format::Docker, Some(&base))
             .await
             .unwrap();
     });

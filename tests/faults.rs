@@ -710,7 +710,15 @@ fn binary_decide_runs_under_faults() {
                     t.violation(format!("{label}: {name} digest {dg}"));
                 }
             }
-            if e["exists"].is_null() {
+            if reason.starts_with("could not check that it is built on its current parent") {
+                // The tag's answer was right, but a manifest read of the base check failed
+                // under the faults: built to be safe, like an unknown probe.
+                agrees = false;
+                t.builds_to_be_safe += 1;
+                if !need || !reason.ends_with("; building to be safe") || fail_mode {
+                    t.violation(format!("{label}: unchecked base decided {e}"));
+                }
+            } else if e["exists"].is_null() {
                 agrees = false;
                 t.unknown_answers += 1;
                 if !need || !is_safe_build_reason(reason) || fail_mode {

@@ -14,9 +14,13 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     let flags = args.registry.flags();
     let client = crate::registry::client(&config, &flags)?;
     let rt = runtime()?;
-    let Hashed { config, hashes, .. } =
-        load_and_hash_lenient(config, discovery, &args.common, &client, &rt)?;
+    let Hashed {
+        config,
+        hashes,
+        discovery,
+    } = load_and_hash_lenient(config, discovery, &args.common, &client, &rt)?;
     let hashed_ms = started.elapsed().as_millis();
+    let probe_started = std::time::Instant::now();
     let mut existence = rt.block_on(crate::registry::probe_all(
         &client,
         &config,
@@ -41,7 +45,39 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             ));
         }
     }
-    let decisions = plan::decide(&config, &existence, &force, on_error)?;
+    // Reuse is verified, not assumed: an image whose tag exists must sit on its parents' current
+    // push (promote's judge, crate::lineage). Asked only about what would otherwise be reused.
+    let from = crate::lineage::from_parents(&config, &discovery);
+    let check = crate::lineage::to_check(&from, &plan::built_anyway(&config, &existence, &force));
+    let read = crate::lineage::to_read(&from, &check);
+    let found = if read.is_empty() {
+        vec![None; config.images.len()]
+    } else {
+        let left = flags.timeout.saturating_sub(probe_started.elapsed());
+        rt.block_on(crate::registry::read_found(
+            &client, &config, &hashes, &existence, &read, left,
+        ))
+    };
+    let names: Vec<&str> = config.images.iter().map(|s| s.name.as_str()).collect();
+    let base = crate::lineage::judge(&names, &from, &check, &found);
+    for (img, b) in config.images.iter().zip(&base) {
+        if let crate::lineage::BaseCheck::Unknown { reason } = b {
+            crate::github::warning(&format!(
+                "{}: could not check that it is built on its current parent ({reason}); it will be built",
+                img.name
+            ));
+        }
+    }
+    tracing::info!(
+        checked = check.len(),
+        manifests_read = read.len(),
+        stale = base
+            .iter()
+            .filter(|b| matches!(b, crate::lineage::BaseCheck::Stale { .. }))
+            .count(),
+        "base check"
+    );
+    let decisions = plan::decide_checked(&config, &existence, &base, &force, on_error)?;
     let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
     if let Some(w) = crate::outputs::deep_config_warning(max_level) {
         crate::github::warning(&w);
