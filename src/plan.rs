@@ -387,6 +387,83 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_base_builds_with_its_parent_named_and_cascades() {
+        let c = config();
+        let stale = BaseCheck::Stale {
+            parent: "base".into(),
+            detail: "the image is not built on the current base".into(),
+        };
+        let base = [
+            BaseCheck::NotChecked,
+            stale,
+            BaseCheck::Current,
+            BaseCheck::Current,
+        ];
+        let d = decide_checked(
+            &c,
+            &vec![present(); 4],
+            &base,
+            &Force::None,
+            OnRegistryError::Build,
+        )
+        .unwrap();
+        assert_eq!(
+            reasons(&d),
+            [
+                (false, "tag exists"),
+                (
+                    true,
+                    "built on an older base: the image is not built on the current base"
+                ),
+                (false, "tag exists"),
+                (true, "parent dev/x is being built")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unchecked_base_builds_to_be_safe_or_fails() {
+        let c = config();
+        let mut base = vec![BaseCheck::NotChecked; 4];
+        base[2] = BaseCheck::Unknown {
+            reason: "HTTP 500".into(),
+        };
+        let d = decide_checked(
+            &c,
+            &vec![present(); 4],
+            &base,
+            &Force::None,
+            OnRegistryError::Build,
+        )
+        .unwrap();
+        assert!(d[2].need_build);
+        assert!(d[2].reason.contains("HTTP 500") && d[2].reason.ends_with("building to be safe"));
+        assert!(!d[1].need_build);
+        let e = decide_checked(
+            &c,
+            &vec![present(); 4],
+            &base,
+            &Force::None,
+            OnRegistryError::Fail,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dev/y: HTTP 500"), "{e}");
+    }
+
+    #[test]
+    fn built_anyway_follows_force_absence_and_ancestors() {
+        let c = config();
+        let f = Force::parse(Some("dev/x"), &c).unwrap();
+        assert_eq!(
+            built_anyway(&c, &vec![present(); 4], &f),
+            [false, true, false, true]
+        );
+        let ex = [Existence::Absent, present(), present(), present()];
+        assert_eq!(built_anyway(&c, &ex, &Force::None), [true; 4]);
+    }
+
+    #[test]
     fn on_registry_error_values() {
         assert_eq!(
             OnRegistryError::parse(None).unwrap(),
