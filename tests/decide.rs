@@ -392,10 +392,17 @@ fn many_images_use_tags_list_and_batch_within_max_jobs() {
     let published: Vec<&str> = tags.values().step_by(2).map(String::as_str).collect();
     let p = reg.pusher();
     rt().block_on(async {
-        for t in &published {
-            p.push_image("acme/many", Some(t), &ImageSpec::oci())
-                .await
-                .unwrap();
+        // The base first; the apps are built FROM it (decide checks that they sit on it).
+        let base = match published.iter().find(|t| **t == tags["base"]) {
+            Some(t) => Some(p.push_image("acme/many", Some(t), &ImageSpec::oci()).await.unwrap()),
+            None => None,
+        };
+        for t in published.iter().filter(|t| **t != tags["base"]) {
+            let spec = match &base {
+                Some(b) => ImageSpec::oci().from_parent(b),
+                None => ImageSpec::oci(),
+            };
+            p.push_image("acme/many", Some(t), &spec).await.unwrap();
         }
     });
     let d = decide(&ws, &["--max-jobs", "10"], &[("SKIP_ACTION_LOG", "info")]);
