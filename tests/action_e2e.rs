@@ -182,10 +182,30 @@ struct World {
     dir: tempfile::TempDir,
     act: PathBuf,
     testkit: PathBuf,
+    /// The workflow under test, in .github/workflows.
+    workflow: &'static str,
 }
 
 impl World {
     fn new(act: PathBuf, registry_host: &str, asset: &[u8]) -> World {
+        World::with(act, asset, "images.yml", |repo| {
+            copy_tree(&root().join("examples/devbox"), repo);
+            let cfg = repo.join("skip-action.yml");
+            let text = std::fs::read_to_string(&cfg).unwrap().replace(
+                "ghcr.io/acme/devbox",
+                &format!("{registry_host}/{REPO_PATH}"),
+            );
+            std::fs::write(&cfg, text).unwrap();
+        })
+    }
+
+    /// A repository made by `setup`, with tests/e2e/`workflow` as its pipeline.
+    fn with(
+        act: PathBuf,
+        asset: &[u8],
+        workflow: &'static str,
+        setup: impl FnOnce(&Path),
+    ) -> World {
         // SKIP_ACTION_E2E_KEEP=1 keeps the repository, act's logs and the jobs' records.
         let keep = std::env::var_os("SKIP_ACTION_E2E_KEEP").is_some();
         let dir = tempfile::Builder::new()
@@ -197,13 +217,8 @@ impl World {
             eprintln!("keeping {}", dir.path().display());
         }
         let repo = dir.path().join("repo");
-        copy_tree(&root().join("examples/devbox"), &repo);
-        let cfg = repo.join("skip-action.yml");
-        let text = std::fs::read_to_string(&cfg).unwrap().replace(
-            "ghcr.io/acme/devbox",
-            &format!("{registry_host}/{REPO_PATH}"),
-        );
-        std::fs::write(&cfg, text).unwrap();
+        std::fs::create_dir_all(&repo).unwrap();
+        setup(&repo);
 
         let action = repo.join("skip-action");
         std::fs::create_dir_all(action.join("scripts")).unwrap();
@@ -223,7 +238,7 @@ impl World {
 
         let wf = repo.join(".github/workflows");
         std::fs::create_dir_all(&wf).unwrap();
-        std::fs::copy(root().join("tests/e2e/images.yml"), wf.join("images.yml")).unwrap();
+        std::fs::copy(root().join("tests/e2e").join(workflow), wf.join(workflow)).unwrap();
 
         git(&repo, &["init", "-q"]);
         git(&repo, &["add", "-A"]);
@@ -233,6 +248,7 @@ impl World {
             dir,
             act,
             testkit: testkit_bin(),
+            workflow,
         }
     }
 
@@ -256,7 +272,8 @@ impl World {
             .arg(event)
             .args(["-P", "ubuntu-latest=-self-hosted"])
             .args(["--no-cache-server", "--action-offline-mode"])
-            .args(["-W", ".github/workflows/images.yml"]);
+            .arg("-W")
+            .arg(format!(".github/workflows/{}", self.workflow));
         let fixed = [
             ("E2E_STATE", state.to_str().unwrap()),
             ("E2E_TESTKIT", self.testkit.to_str().unwrap()),
@@ -717,5 +734,221 @@ fn the_binary_has_every_command_the_action_uses() {
             bin.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// The levels DAG of tests/e2e/levels.yml: 5 levels, two subtrees under `base`.
+/// ```text
+/// foundation ─► base ─┬─► minimal ─► scipy ─► tensorflow
+///                     └─► r ─► rlab
+/// ```
+const LEVELS_DAG: [(&str, Option<&str>); 7] = [
+    ("foundation", None),
+    ("base", Some("foundation")),
+    ("minimal", Some("base")),
+    ("r", Some("base")),
+    ("scipy", Some("minimal")),
+    ("rlab", Some("r")),
+    ("tensorflow", Some("scipy")),
+];
+
+fn levels_world(act: PathBuf, registry_host: &str, asset: &[u8]) -> World {
+    World::with(act, asset, "levels.yml", |repo| {
+        let mut cfg = format!("version: 1\nrepository: {registry_host}/{REPO_PATH}\nimages:\n");
+        for (name, parent) in LEVELS_DAG {
+            cfg.push_str(&format!("  {name}:\n"));
+            match parent {
+                None => cfg.push_str("    dockerfile: Dockerfile.root\n"),
+                Some(p) => cfg.push_str(&format!(
+                    "    from: {p}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n"
+                )),
+            }
+            cfg.push_str(&format!(
+                "    tag: \"{name}-{{hash}}\"\n    promote: [\"{name}-latest\"]\n"
+            ));
+        }
+        std::fs::write(repo.join("skip-action.yml"), cfg).unwrap();
+        std::fs::write(repo.join("Dockerfile.root"), "FROM debian:12\nCOPY root.txt /\n").unwrap();
+        std::fs::write(repo.join("root.txt"), "root\n").unwrap();
+        std::fs::write(
+            repo.join("Dockerfile.child"),
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
+        )
+        .unwrap();
+    })
+}
+
+/// Every image of the levels DAG sits on its parent's current push; returns name → digest.
+fn assert_levels_on_parents(reg: &Registry, run: &Act) -> BTreeMap<String, String> {
+    let plan = plan(run);
+    let mut digests = BTreeMap::new();
+    for (name, parent) in LEVELS_DAG {
+        let tag = &plan[name].0;
+        let d = reg
+            .digest(tag)
+            .unwrap_or_else(|| panic!("{tag} not pushed\n{}", run.context()));
+        digests.insert(name.to_string(), d);
+        if let Some(p) = parent {
+            assert!(
+                reg.layers(tag).starts_with(&reg.layers(&plan[p].0)),
+                "{name} is not built on the current {p}\n{}",
+                run.context()
+            );
+        }
+    }
+    digests
+}
+
+fn built(run: &Act) -> std::collections::BTreeSet<String> {
+    run.builds.iter().cloned().collect()
+}
+
+fn names(n: &[&str]) -> std::collections::BTreeSet<String> {
+    n.iter().map(|s| s.to_string()).collect()
+}
+
+/// The shipped multi-level workflow (its e2e copy: same jobs, guards and gates) under act, on a
+/// 5-level DAG: built level by level; all reused with every level job skipped by its bare guard;
+/// a mid-level image that fails stops only its own descendants, builds the other subtree, and
+/// promotes nothing; the next run finishes the job and promotes.
+#[test]
+fn levels_workflow_builds_in_order_and_a_failure_stops_only_its_subtree() {
+    let Some(act) = act() else { return };
+    let bin = binary();
+    let asset = std::fs::read(&bin).unwrap();
+    let reg = Registry::start();
+    let world = levels_world(act, &reg.reg.host(), &asset);
+    let bin_s = bin.to_str().unwrap().to_string();
+    let env = |fail: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("E2E_BIN", bin_s.clone()),
+            ("E2E_DOWNLOAD_URL", String::new()),
+            ("E2E_FAIL", fail.to_string()),
+        ]
+    };
+    let run = |label: &str, fail: &'static str| {
+        let e = env(fail);
+        let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        world.run(label, "push", &e, &[])
+    };
+    let all: Vec<&str> = LEVELS_DAG.iter().map(|(n, _)| *n).collect();
+
+    // 1. Everything is built, each level after its parents', then promoted.
+    let r1 = run("levels-build-all", "");
+    r1.assert_ok();
+    assert_eq!(r1.out("levels_need_build"), "[true,true,true,true,true]");
+    assert_eq!(built(&r1), names(&all), "{}", r1.context());
+    for (name, parent) in LEVELS_DAG {
+        if let Some(p) = parent {
+            let pos = |n: &str| r1.builds.iter().position(|b| b == n).unwrap();
+            assert!(pos(p) < pos(name), "{name} built before {p}: {:?}", r1.builds);
+        }
+    }
+    let first = assert_levels_on_parents(&reg, &r1);
+    assert!(r1.promoted(), "{}", r1.context());
+
+    // 2. Nothing changed: the bare guards skip every level job; promote still runs.
+    let r2 = run("levels-reuse-all", "");
+    r2.assert_ok();
+    assert_eq!(r2.out("need_build"), "");
+    assert_eq!(r2.out("levels_need_build"), "[false,false,false,false,false]");
+    assert!(r2.builds.is_empty(), "{}", r2.context());
+    assert!(r2.promoted(), "{}", r2.context());
+
+    // 3. `base` is pushed again under its tag (a re-run of its job), so everything on it is
+    //    stale; and `minimal` fails. Its subtree (scipy, tensorflow) is held back; the other
+    //    subtree (r, rlab) is built on the new base; nothing is promoted.
+    let plan2 = plan(&r2);
+    reg.rt.block_on(async {
+        let p = reg.reg.pusher();
+        let foundation = p
+            .pull_image(REPO_PATH, &plan2["foundation"].0)
+            .await
+            .unwrap();
+        p.push_image(
+            REPO_PATH,
+            Some(&plan2["base"].0),
+            &skip_testkit::ImageSpec::oci().from_parent(&foundation),
+        )
+        .await
+        .unwrap();
+    });
+    let r3 = run("levels-mid-level-fails", "minimal");
+    assert!(!r3.ok, "a failed image fails the run\n{}", r3.context());
+    let p3 = plan(&r3);
+    let to_build: Vec<&str> = all.iter().copied().filter(|n| p3[*n].1).collect();
+    assert_eq!(
+        to_build,
+        ["minimal", "r", "scipy", "rlab", "tensorflow"],
+        "{}",
+        r3.context()
+    );
+    assert_eq!(built(&r3), names(&["r", "rlab"]), "{}", r3.context());
+    assert!(!r3.promoted(), "promote ran after a failure\n{}", r3.context());
+    assert_eq!(
+        reg.digest(&p3["scipy"].0).as_ref(),
+        Some(&first["scipy"]),
+        "scipy was built on a stale minimal\n{}",
+        r3.context()
+    );
+    assert_eq!(reg.digest(&p3["tensorflow"].0).as_ref(), Some(&first["tensorflow"]));
+    assert!(
+        r3.log.contains("scipy is held back: its parent minimal was not built in this run"),
+        "{}",
+        r3.context()
+    );
+
+    // 4. The next run builds exactly what is left, in order, and promotes.
+    let r4 = run("levels-recover", "");
+    r4.assert_ok();
+    assert_eq!(
+        built(&r4),
+        names(&["minimal", "scipy", "tensorflow"]),
+        "{}",
+        r4.context()
+    );
+    assert_levels_on_parents(&reg, &r4);
+    assert!(r4.promoted(), "{}", r4.context());
+}
+
+/// The e2e copy of the levels workflow has the shipped file's jobs, `needs:`, `if:` guards and
+/// matrices (only the build steps and the action's location differ), so the act run above
+/// proves the shipped file.
+#[test]
+fn levels_workflow_copy_matches_the_shipped_file() {
+    let load = |p: &str| -> serde_yaml::Value {
+        serde_yaml::from_str(&std::fs::read_to_string(root().join(p)).unwrap()).unwrap()
+    };
+    let shape = |v: &serde_yaml::Value| -> Vec<String> {
+        v["jobs"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .map(|(k, j)| {
+                let run_steps: Vec<String> = j["steps"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s["id"] == "r")
+                    .map(|s| s["run"].as_str().unwrap().to_string())
+                    .collect();
+                format!(
+                    "{} needs={:?} if={:?} matrix={:?} outputs={:?} gate={:?}",
+                    k.as_str().unwrap(),
+                    j["needs"],
+                    j["if"],
+                    j["strategy"]["matrix"],
+                    j["outputs"],
+                    run_steps
+                )
+            })
+            .collect()
+    };
+    let test = shape(&load("tests/e2e/levels.yml"));
+    for shipped in [
+        "examples/workflows/levels-github.yml",
+        "examples/workflows/levels-gitea.yml",
+    ] {
+        assert_eq!(shape(&load(shipped)), test, "{shipped}");
     }
 }
