@@ -302,10 +302,15 @@ async fn read_one(
                     .await
                     .with_context(|| format!("{repo}@{digest}"))?;
                 match m.parse()? {
-                    skip_registry::manifest::ParsedManifest::Image(img) => Ok::<_, anyhow::Error>((
-                        k,
-                        img.layers.iter().map(|l| l.digest.clone()).collect::<Vec<_>>(),
-                    )),
+                    skip_registry::manifest::ParsedManifest::Image(img) => {
+                        Ok::<_, anyhow::Error>((
+                            k,
+                            img.layers
+                                .iter()
+                                .map(|l| l.digest.clone())
+                                .collect::<Vec<_>>(),
+                        ))
+                    }
                     skip_registry::manifest::ParsedManifest::Index(_) => {
                         anyhow::bail!("{repo}@{digest} is a nested index; not supported")
                     }

@@ -391,7 +391,12 @@ fn bake_file_for_a_batch() {
     // All images by default; unknown names are an error.
     let all: serde_json::Value = serde_json::from_slice(&ws.run(&["bake"]).stdout).unwrap();
     assert_eq!(all["target"].as_object().unwrap().len(), 5);
-    for v in ["devbox_base", "devbox_omos", "devbox_with-pi", "devbox_omos-with-pi"] {
+    for v in [
+        "devbox_base",
+        "devbox_omos",
+        "devbox_with-pi",
+        "devbox_omos-with-pi",
+    ] {
         assert_eq!(
             all["target"][v]["contexts"][base_ref], "target:base",
             "{v}: {}",

@@ -213,9 +213,14 @@ fn multi_arch_index_counts_as_present() {
             .push_multiarch("acme/devbox", &tags["base"], Format::Oci, None)
             .await
             .unwrap();
-        p.push_multiarch("acme/devbox", &tags["devbox/omos"], Format::Docker, Some(&base))
-            .await
-            .unwrap();
+        p.push_multiarch(
+            "acme/devbox",
+            &tags["devbox/omos"],
+            Format::Docker,
+            Some(&base),
+        )
+        .await
+        .unwrap();
     });
     let d = decide(&ws, &[], &[]);
     let plan = d.plan();
@@ -394,7 +399,11 @@ fn many_images_use_tags_list_and_batch_within_max_jobs() {
     rt().block_on(async {
         // The base first; the apps are built FROM it (decide checks that they sit on it).
         let base = match published.iter().find(|t| **t == tags["base"]) {
-            Some(t) => Some(p.push_image("acme/many", Some(t), &ImageSpec::oci()).await.unwrap()),
+            Some(t) => Some(
+                p.push_image("acme/many", Some(t), &ImageSpec::oci())
+                    .await
+                    .unwrap(),
+            ),
             None => None,
         };
         for t in published.iter().filter(|t| **t != tags["base"]) {

@@ -157,12 +157,19 @@ fn a_five_level_dag_with_a_fork_rebuilds_exactly_what_sits_on_a_new_push() {
     let d = decide(&ws);
     assert_eq!(to_build(&d).len(), 6);
     // Five levels: variants_matrix holds level 1 only; decide says where the rest is.
-    assert_eq!(d.json("variants_matrix")["include"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        d.json("variants_matrix")["include"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(d.json("variants_matrix")["include"][0]["name"], "base");
     assert_eq!(d.get("variants_need_build"), "true");
     assert_eq!(d.get("levels_need_build"), "[true,true,true,true,true]");
     assert!(
-        d.stderr.contains("`variants_matrix` / `variants_need_build` hold level 1 only")
+        d.stderr
+            .contains("`variants_matrix` / `variants_need_build` hold level 1 only")
             && d.stderr.contains("matrix_levels"),
         "{}",
         d.stderr
@@ -187,7 +194,10 @@ fn a_five_level_dag_with_a_fork_rebuilds_exactly_what_sits_on_a_new_push() {
         .collect();
     assert_eq!(gets.len(), 6, "{gets:#?}");
     assert_eq!(gets.iter().collect::<BTreeSet<_>>().len(), 6, "{gets:#?}");
-    assert!(gets.iter().all(|g| g.contains("/manifests/sha256:")), "{gets:#?}");
+    assert!(
+        gets.iter().all(|g| g.contains("/manifests/sha256:")),
+        "{gets:#?}"
+    );
     let (blocked, stale) = promote_blocks(&ws);
     assert!(!blocked && stale.is_empty(), "{stale:?}");
 
@@ -272,7 +282,9 @@ fn an_unreadable_manifest_during_the_check_builds_to_be_safe() {
         stack.build(name);
     }
     // Every manifest GET fails (HEAD probes still answer): nothing can be verified.
-    proxy.set_rules(vec![FaultRule::new(Fault::status(500), Trigger::Always).method("GET")]);
+    proxy.set_rules(vec![
+        FaultRule::new(Fault::status(500), Trigger::Always).method("GET")
+    ]);
     let d = gh_run(&ws, "decide", &["--timeout", "20"], &[]);
     assert_eq!(d.code, Some(0), "{}", d.stderr);
     let plan = d.plan();
