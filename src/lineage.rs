@@ -498,4 +498,74 @@ mod tests {
         );
         assert_eq!(short_digest("sha256:ab"), "sha256:ab");
     }
+
+    /// A single-arch image with these layers (platform unknown: layer digests decide).
+    fn single(digest: &str, l: &[&str]) -> Found {
+        Found {
+            manifest: Manifest {
+                bytes: Vec::new(),
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                digest: digest.into(),
+            },
+            index: false,
+            images: vec![PlatformImage {
+                platform: None,
+                digest: digest.into(),
+                layers: Some(layers(l)),
+            }],
+        }
+    }
+
+    #[test]
+    fn to_check_and_to_read_skip_what_is_built_anyway() {
+        // 0 ← 1 ← 2, and 3 built FROM 0 and 1.
+        let from = vec![vec![], vec![0], vec![1], vec![0, 1]];
+        assert_eq!(to_check(&from, &[false; 4]), [1, 2, 3]);
+        assert_eq!(to_check(&from, &[false, false, true, false]), [1, 3]);
+        assert_eq!(to_read(&from, &[2]), [1, 2]);
+        assert_eq!(to_read(&from, &[1, 3]), [0, 1, 3]);
+    }
+
+    #[test]
+    fn judge_says_current_stale_or_unknown() {
+        let names = ["base", "dev", "app", "tools", "multi"];
+        let from = vec![vec![], vec![0], vec![1], vec![], vec![0, 3]];
+        let found = vec![
+            Some(Ok(single("sha256:b", &["l1", "l2"]))),
+            Some(Ok(single("sha256:d", &["l1", "l2", "l3"]))),
+            Some(Err("HTTP 500".to_string())),
+            Some(Ok(single("sha256:t", &["t1"]))),
+            Some(Ok(single("sha256:m", &["x1", "x2"]))),
+        ];
+        let b = judge(&names, &from, &[1, 2, 4], &found);
+        assert_eq!(b[0], BaseCheck::NotChecked);
+        assert_eq!(b[1], BaseCheck::Current);
+        assert_eq!(
+            b[2],
+            BaseCheck::Unknown {
+                reason: "could not read app: HTTP 500".into()
+            }
+        );
+        let BaseCheck::Stale { parent, detail } = &b[4] else {
+            panic!("{:?}", b[4])
+        };
+        assert_eq!(parent, "base or tools");
+        assert!(
+            detail.contains("not built on the current base or tools"),
+            "{detail}"
+        );
+        // A parent that could not be read makes its child unknown, never current.
+        let mut found = found;
+        found[0] = Some(Err("timeout".into()));
+        let b = judge(&names, &from, &[1], &found);
+        assert_eq!(
+            b[1],
+            BaseCheck::Unknown {
+                reason: "could not read base: timeout".into()
+            }
+        );
+        // Not read at all (a bug in the caller) is unknown too.
+        let b = judge(&names, &from, &[1], &vec![None; 5]);
+        assert!(matches!(b[1], BaseCheck::Unknown { .. }));
+    }
 }
