@@ -35,7 +35,7 @@ const INPUTS: [&str; 13] = [
 /// Inputs the action itself consumes (install.sh, or the choice of command) rather than a flag.
 const ACTION_ONLY: [&str; 3] = ["command", "binary", "download-url"];
 
-const DECIDE_OUTPUTS: [&str; 13] = [
+const DECIDE_OUTPUTS: [&str; 14] = [
     "need_build",
     "base_need_build",
     "base_image",
@@ -47,6 +47,7 @@ const DECIDE_OUTPUTS: [&str; 13] = [
     "matrix_levels",
     "levels_need_build",
     "plan",
+    "plan_file",
     "dry_run",
     "build_count",
 ];

@@ -253,6 +253,28 @@ fn dry_run_shows_the_plan_and_builds_nothing() {
     assert_eq!(d.get("need_build"), "true");
 }
 
+/// The whole plan also goes to a file under RUNNER_TEMP, whose path is the `plan_file` output:
+/// later steps of the job read it whatever its size (outputs have limits; files do not).
+#[test]
+fn the_plan_is_also_a_file_under_runner_temp() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = devbox_at(&reg.host());
+    let tmp = tempfile::tempdir().unwrap();
+    let env = [("RUNNER_TEMP", tmp.path().to_str().unwrap())];
+    let d = decide(&ws, &[], &env);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    let path = std::path::PathBuf::from(d.get("plan_file"));
+    assert!(path.starts_with(tmp.path()), "{}", path.display());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), d.get("plan"));
+    // A second decide in the same job gets its own file.
+    let again = decide(&ws, &[], &env);
+    assert_ne!(again.get("plan_file"), d.get("plan_file"));
+    assert!(std::path::Path::new(again.get("plan_file")).is_file());
+    assert!(std::path::Path::new(d.get("plan_file")).is_file());
+    // Outside a runner there is no file, and the output is empty.
+    assert_eq!(decide(&ws, &[], &[]).get("plan_file"), "");
+}
+
 #[test]
 fn registry_down_builds_everything_and_says_why() {
     let mut reg = TestRegistry::start_open().unwrap();
@@ -481,6 +503,7 @@ fn hostile_names_cannot_inject_outputs() {
             "matrix_levels",
             "need_build",
             "plan",
+            "plan_file",
             "variants_matrix",
             "variants_need_build"
         ]

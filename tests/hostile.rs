@@ -12,7 +12,7 @@ use common::*;
 use skip_testkit::{FaultProxy, ImageSpec, TestRegistry, TokenOptions};
 
 /// The outputs `decide` writes, by name (a contract).
-const DECIDE_OUTPUTS: [&str; 13] = [
+const DECIDE_OUTPUTS: [&str; 14] = [
     "base_hash",
     "base_image",
     "base_need_build",
@@ -24,6 +24,7 @@ const DECIDE_OUTPUTS: [&str; 13] = [
     "matrix_levels",
     "need_build",
     "plan",
+    "plan_file",
     "variants_matrix",
     "variants_need_build",
 ];

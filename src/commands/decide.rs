@@ -82,7 +82,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     if let Some(w) = crate::outputs::deep_config_warning(max_level) {
         crate::github::warning(&w);
     }
-    let outputs =
+    let mut outputs =
         crate::outputs::decide_outputs(&config, &hashes, &decisions, args.dry_run, args.max_jobs);
     let summary = crate::outputs::summary_markdown(&config, &hashes, &decisions, args.dry_run);
     tracing::info!(
@@ -92,7 +92,16 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
         "decided"
     );
 
-    // Only now, with the whole decision made, write anything.
+    // Only now, with the whole decision made, write anything: the plan file first (its path is
+    // an output), then every output at once.
+    let plan_file =
+        crate::github::output::write_runner_file("plan", outputs.get("plan").unwrap_or("[]"))?;
+    outputs.set(
+        "plan_file",
+        plan_file
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    );
     let wrote = outputs.write_to_env()?;
     write_summary(&summary)?;
     if args.json {

@@ -81,6 +81,28 @@ pub fn write_summary(markdown: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Write `text` to a new file `<prefix>-<random>.json` under `$RUNNER_TEMP/skip-action/` and
+/// return its path; `None` outside a runner (no `RUNNER_TEMP`).
+///
+/// Outputs have limits (1 MB per job output on GitHub, and the runner's expression evaluator has
+/// a memory cap for every output a composite action declares); a file in the runner's temp
+/// directory has none, and later steps of the same job read it by the path given as an output.
+/// The name is fresh each time (two decide steps in one job must not share a file), and the file
+/// is written completely, to a temporary name, before it gets its final name.
+pub fn write_runner_file(prefix: &str, text: &str) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let Some(tmp) = std::env::var_os("RUNNER_TEMP").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let dir = Path::new(&tmp).join("skip-action");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = format!("{prefix}-{}.json", random_hex());
+    let part = dir.join(format!(".{name}.part"));
+    let path = dir.join(name);
+    std::fs::write(&part, text).with_context(|| format!("writing {}", part.display()))?;
+    std::fs::rename(&part, &path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(Some(path))
+}
+
 /// Append `text` in one write; on failure, truncate back to the length before.
 fn append_all_or_nothing(path: &Path, text: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
