@@ -243,7 +243,7 @@ pub async fn read_found(
     let mut set = tokio::task::JoinSet::new();
     for &i in which {
         let client = client.clone();
-        let repo = config.images[i].repository.clone();
+        let repo = config.images[i].repo.clone();
         let reference = match &existence[i] {
             Existence::Present {
                 digest: Some(digest),
@@ -252,8 +252,7 @@ pub async fn read_found(
         };
         set.spawn(async move {
             let read = async {
-                let rr = RepoRef::parse(&repo).map_err(|e| format!("{e:#}"))?;
-                read_one(&client, &rr, &reference)
+                read_one(&client, &repo, &reference)
                     .await
                     .map_err(|e| format!("{e:#}"))
             };
