@@ -12,7 +12,8 @@ use serde::Deserialize;
 pub struct RawConfig {
     /// Schema version; only `1` exists.
     pub version: u32,
-    /// Default repository for every image, e.g. `ghcr.io/acme/devbox`.
+    /// Default repository for every image, e.g. `ghcr.io/acme/devbox`; may use `{name}`,
+    /// `{variant}`, matrix values and vars (`quay.io/jupyter/{name}`).
     pub repository: String,
     /// Hex digits of the hash used in `{hash}` (default 12).
     #[serde(default)]
@@ -26,8 +27,41 @@ pub struct RawConfig {
     /// Default `file_modes` of every image.
     #[serde(default)]
     pub file_modes: Option<FileModes>,
+    /// Image keys every image starts from (its own keys win; `args` and `vars` merge).
+    #[serde(default)]
+    pub defaults: Option<RawDefaults>,
     /// The images, in the order the user wrote them.
     pub images: IndexMap<String, RawImage>,
+}
+
+/// `defaults:`: the image keys that repeat across images, written once. Templates in them see each
+/// image's own `{name}`, `{variant}`, matrix values and vars. Args set here are offered, not
+/// imposed: an image whose Dockerfile does not declare one simply does not get it.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub base_arg: Option<BaseArg>,
+    #[serde(default)]
+    pub args: IndexMap<String, Scalar>,
+    #[serde(default)]
+    pub vars: IndexMap<String, Option<Scalar>>,
+    #[serde(default)]
+    pub promote: Option<Vec<RawPromote>>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub inputs: Option<Vec<String>>,
+    #[serde(default)]
+    pub context_scope: Option<ContextScope>,
+    #[serde(default)]
+    pub upstream: Option<Upstream>,
 }
 
 /// One entry under `images:`.
@@ -48,18 +82,21 @@ pub struct RawImage {
     pub base_arg: Option<BaseArg>,
     #[serde(default)]
     pub args: IndexMap<String, Scalar>,
+    /// Values for templates and names only, never passed to the build (`null` means empty).
     #[serde(default)]
-    pub variants: Option<IndexMap<String, IndexMap<String, Scalar>>>,
+    pub vars: IndexMap<String, Option<Scalar>>,
+    #[serde(default)]
+    pub variants: Option<IndexMap<String, RawVariant>>,
     #[serde(default)]
     pub matrix: Option<IndexMap<String, serde_yaml::Value>>,
     #[serde(default)]
-    pub promote: Vec<RawPromote>,
+    pub promote: Option<Vec<RawPromote>>,
     #[serde(default)]
     pub target: Option<String>,
     #[serde(default)]
     pub platforms: Option<Vec<String>>,
     #[serde(default)]
-    pub inputs: Vec<String>,
+    pub inputs: Option<Vec<String>>,
     #[serde(default)]
     pub context_scope: Option<ContextScope>,
     #[serde(default)]
@@ -71,6 +108,22 @@ pub struct RawImage {
     /// with the globs (relative to the repository root) of the sources it is made from.
     #[serde(default)]
     pub generated: IndexMap<String, Vec<String>>,
+}
+
+/// One entry under `variants:`: build args written inline (`omos: {INSTALL_OMOS: "true"}`), or
+/// under `args:`, plus optional `vars:` and a `promote:` that replaces the image's. The three
+/// reserved names take a mapping or a list, so an inline build arg (always a scalar) can never be
+/// mistaken for one.
+#[derive(Debug, Deserialize, Clone, Default)]
+pub struct RawVariant {
+    #[serde(default)]
+    pub args: IndexMap<String, Scalar>,
+    #[serde(default)]
+    pub vars: IndexMap<String, Option<Scalar>>,
+    #[serde(default)]
+    pub promote: Option<Vec<RawPromote>>,
+    #[serde(flatten)]
+    pub inline: IndexMap<String, Scalar>,
 }
 
 /// `from: base` or `from: [a, b]`.
