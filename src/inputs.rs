@@ -420,7 +420,7 @@ fn unused_parent(
         )
     };
     usage(format!(
-        "{}: {} never uses ${{{arg}}} in FROM or COPY --from, so {} would be built on that ARG's default instead of its parent {parent} built in this run. Add `ARG {arg}` before the first FROM and `FROM ${{{arg}}}`{hint}",
+        "{}: {} (image {}) never uses ${{{arg}}} in FROM or COPY --from, so it would be built on that ARG's default instead of its parent {parent} built in this run. Add `ARG {arg}` before the first FROM and `FROM ${{{arg}}}`{hint}",
         config.at(&key),
         spec.dockerfile,
         spec.name
@@ -449,7 +449,7 @@ fn check_declared_args(
             })
             .min_by_key(|d| edit_distance(d, name));
         let hint = match near {
-            Some(d) => format!("did you mean `{d}`? "),
+            Some(d) => format!("Did you mean `{d}`? "),
             None => String::new(),
         };
         return Err(usage(format!(

@@ -99,6 +99,8 @@ pub(super) fn expand(
                             format!("`{k}` is a reserved placeholder name; rename the axis"),
                         ));
                     }
+                    // A matrix key is a placeholder name (and a build arg name where it can be).
+                    check_var_name(k).map_err(|m| cx.err(&at, format!("matrix key: {m}")))?;
                     if common.vars.contains_key(k) {
                         return Err(cx.err(
                             &at.key(k),
