@@ -106,7 +106,10 @@ fn a_base_arg_the_dockerfile_never_uses_is_refused() {
     // Fixed: exit 0.
     ws.write(
         "skip-action.yml",
-        &config.replace("    from: base\n", "    from: base\n    base_arg: BASE_CONTAINER\n"),
+        &config.replace(
+            "    from: base\n",
+            "    from: base\n    base_arg: BASE_CONTAINER\n",
+        ),
     );
     let o = ws.run(&["hash"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -142,7 +145,11 @@ fn a_build_arg_the_dockerfile_does_not_declare_is_refused() {
             .replace("VERSION: \"1\"", "VERSON: \"1\"")
             .replace("INSTALL_PYTHON:", "INSTALL_PYTHON3:"),
     );
-    refused(&ws, &reg, &["line 7", "`images.py.args.VERSON`", "`VERSION`"]);
+    refused(
+        &ws,
+        &reg,
+        &["line 7", "`images.py.args.VERSON`", "`VERSION`"],
+    );
     ws.write(
         "skip-action.yml",
         &config.replace(
@@ -153,7 +160,10 @@ fn a_build_arg_the_dockerfile_does_not_declare_is_refused() {
     refused(
         &ws,
         &reg,
-        &["`images.py.variants.python3.args.INSTALL_PYTON3`", "line 13"],
+        &[
+            "`images.py.variants.python3.args.INSTALL_PYTON3`",
+            "line 13",
+        ],
     );
 
     // Fixed: exit 0, and the predefined args (no ARG needed) are passed and hashed.
@@ -187,7 +197,10 @@ fn matrix_values_and_defaults_args_are_passed_only_where_declared() {
     let args = |i: usize| imgs[i]["build_args"].as_str().unwrap().to_string();
     assert_eq!(args(0), "PIP_INDEX=https://pypi.example\nsv=2");
     assert_eq!(args(1), "EXTRA=numpy\nPIP_INDEX=https://pypi.example\nsv=2");
-    assert_eq!(imgs[0]["tag"].as_str().unwrap()[..9].to_string(), "stable-2-");
+    assert_eq!(
+        imgs[0]["tag"].as_str().unwrap()[..9].to_string(),
+        "stable-2-"
+    );
     assert!(imgs[0]["warnings"].as_array().unwrap().is_empty());
 }
 
@@ -303,21 +316,30 @@ fn warnings_name_their_image_once_and_inputs_shows_only_its_image() {
     let o = ws.run_env(&["hash"], &[("GITHUB_ACTIONS", "true")]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("::warning::")).collect();
+    let warnings: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("::warning::"))
+        .collect();
     assert_eq!(warnings.len(), 2, "{out}");
     assert!(
-        warnings[0].starts_with("::warning::app (3 variants): Dockerfile:3: ADD https://example.com/app.tgz"),
+        warnings[0].starts_with(
+            "::warning::app (3 variants): Dockerfile:3: ADD https://example.com/app.tgz"
+        ),
         "{out}"
     );
     assert!(
-        warnings[1].starts_with("::warning::tool: tool.Dockerfile:2: ADD https://example.com/tool.tgz"),
+        warnings[1]
+            .starts_with("::warning::tool: tool.Dockerfile:2: ADD https://example.com/tool.tgz"),
         "{out}"
     );
 
     let o = ws.run_env(&["inputs", "tool"], &[("GITHUB_ACTIONS", "true")]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("::warning::")).collect();
+    let warnings: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("::warning::"))
+        .collect();
     assert_eq!(warnings.len(), 1, "{out}");
     assert!(warnings[0].contains("tool.tgz"), "{out}");
 }
@@ -411,17 +433,25 @@ fn errors_keep_their_lines_through_anchors_and_merges() {
     let o = ws.run(&["hash"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
-    assert!(err.contains("line 8") && err.contains("`defaults.promote`"), "{err}");
+    assert!(
+        err.contains("line 8") && err.contains("`defaults.promote`"),
+        "{err}"
+    );
     // A template in `defaults:` that does not fit one image names that image and the key.
     ws.write(
         "skip-action.yml",
-        &SHORT.replace("images/{name}/Dockerfile", "images/{name}/{flavour}/Dockerfile"),
+        &SHORT.replace(
+            "images/{name}/Dockerfile",
+            "images/{name}/{flavour}/Dockerfile",
+        ),
     );
     let o = ws.run(&["hash"]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(
-        err.contains("line 5") && err.contains("`defaults.dockerfile`") && err.contains("{flavour}"),
+        err.contains("line 5")
+            && err.contains("`defaults.dockerfile`")
+            && err.contains("{flavour}"),
         "{err}"
     );
 }
@@ -447,4 +477,68 @@ fn a_variant_overrides_promote() {
     };
     assert_eq!(aliases("devbox/base"), ["latest", "v{version}"]);
     assert_eq!(aliases("devbox/omos"), ["latest-{variant}"]);
+}
+
+/// examples/docker-stacks: jupyter/docker-stacks' 14 images in 6 levels, in the long form (every
+/// key of every image) and the short one (`defaults:`, `{name}` paths and repositories, an
+/// anchor, `vars:`) in about a third of the lines: the same images, args and hashes.
+#[test]
+fn docker_stacks_long_and_short_forms_hash_identically() {
+    let ws = Ws::new();
+    copy_tree(&repo_root().join("examples/docker-stacks"), ws.path());
+    let short = ws.hash_json();
+    let o = ws.run(&["hash", "--json", "--config", "long.yml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let long: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(short["images"], long["images"]);
+    let imgs = short["images"].as_array().unwrap();
+    assert_eq!(imgs.len(), 14);
+    let levels: std::collections::BTreeSet<u64> =
+        imgs.iter().map(|i| i["level"].as_u64().unwrap()).collect();
+    assert_eq!(levels.into_iter().collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+    let by_name = |n: &str| imgs.iter().find(|i| i["name"] == n).unwrap().clone();
+    let all_spark = by_name("all-spark-notebook");
+    assert_eq!(all_spark["parents"][0], "pyspark-notebook");
+    assert!(all_spark["image"]
+        .as_str()
+        .unwrap()
+        .starts_with("quay.io/jupyter/all-spark-notebook:"));
+    let cuda12 = by_name("pytorch-notebook/cuda12");
+    assert_eq!(
+        cuda12["dockerfile"],
+        "images/pytorch-notebook/cuda12/Dockerfile"
+    );
+    assert_eq!(cuda12["context"], "images/pytorch-notebook");
+    assert!(cuda12["tag"].as_str().unwrap().starts_with("cuda12-"));
+    // Args set on the image are passed; the parent arrives in BASE_IMAGE.
+    let spark = by_name("pyspark-notebook")["build_args"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        spark.contains("spark_version=3.5.3")
+            && spark.contains("BASE_IMAGE=quay.io/jupyter/scipy-notebook:"),
+        "{spark}"
+    );
+    // Each of the 14 differs from the others.
+    assert_eq!(
+        hashes_of(&short)
+            .values()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        14
+    );
+
+    let lines = |f: &str| {
+        std::fs::read_to_string(ws.path().join(f))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            .count()
+    };
+    let (s, l) = (lines("skip-action.yml"), lines("long.yml"));
+    assert!(
+        s * 5 <= l * 2,
+        "short form {s} lines, long form {l}: not about a third"
+    );
 }

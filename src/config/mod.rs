@@ -232,7 +232,7 @@ fn deserialize(text: &str, path: &Path) -> anyhow::Result<schema::RawConfig> {
     let file = path.display();
     let mut value: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| usage(format!("{file}: {e}")))?;
-    value.apply_merge().map_err(|e| {
+    apply_merge(&mut value).map_err(|e| {
         usage(format!(
             "{file}: `<<`: {e}; a merge key takes a mapping or a list of mappings, e.g. `<<: *common`"
         ))
@@ -270,6 +270,55 @@ fn deserialize(text: &str, path: &Path) -> anyhow::Result<schema::RawConfig> {
             usage(format!("{}: {msg}", at(path, text, &key)))
         }
     })
+}
+
+/// Resolve YAML merge keys (`<<: *anchor`, `<<: [*a, *b]`) everywhere, like
+/// `serde_yaml::Value::apply_merge`, but keeping the written order: merged keys take the place
+/// of the `<<` entry. Order matters here — images and variants are built and listed in it.
+fn apply_merge(value: &mut serde_yaml::Value) -> Result<(), String> {
+    use serde_yaml::{Mapping, Value};
+    let mut stack = vec![value];
+    while let Some(node) = stack.pop() {
+        match node {
+            Value::Mapping(m) if m.contains_key("<<") => {
+                let explicit: Vec<Value> = m.keys().filter(|k| *k != "<<").cloned().collect();
+                let mut out = Mapping::with_capacity(m.len());
+                for (k, v) in std::mem::take(m) {
+                    if k != "<<" {
+                        out.insert(k, v);
+                        continue;
+                    }
+                    let sources = match v {
+                        Value::Mapping(src) => vec![src],
+                        Value::Sequence(seq) => seq
+                            .into_iter()
+                            .map(|s| match s {
+                                Value::Mapping(src) => Ok(src),
+                                _ => Err("a merged list holds something other than a mapping"
+                                    .to_string()),
+                            })
+                            .collect::<Result<_, _>>()?,
+                        _ => return Err("the value is not a mapping".into()),
+                    };
+                    // Earlier sources win over later ones, explicit keys over all.
+                    for src in sources {
+                        for (mk, mv) in src {
+                            if !explicit.contains(&mk) && !out.contains_key(&mk) {
+                                out.insert(mk, mv);
+                            }
+                        }
+                    }
+                }
+                *m = out;
+                stack.push(node);
+            }
+            Value::Mapping(m) => stack.extend(m.values_mut()),
+            Value::Sequence(s) => stack.extend(s),
+            Value::Tagged(t) => stack.push(&mut t.value),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Remove `x-…` keys where users keep their own anchors: top level, `defaults:`, each image.
