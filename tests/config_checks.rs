@@ -257,7 +257,7 @@ fn two_images_promoting_one_alias_are_refused() {
         &[
             "line 9",
             "`images.b.promote[1]`",
-            "a (`images.a.promote[0]`) and b both promote it",
+            "is an alias of both a and b (also at `images.a.promote[0]`)",
             "override `promote:`",
         ],
     );

@@ -168,16 +168,24 @@ pub(super) fn check_aliases(
                 continue;
             };
             let repo = p.repo.as_ref().unwrap_or(&spec.repo).to_string();
-            let shown = format!("{repo}:{}", p.tag.source());
+            // A `{version}` alias is shown as written (the dummy version means nothing).
+            let shown = if p.tag.uses("version") {
+                format!("{repo}:{}", p.tag.source())
+            } else {
+                format!("{repo}:{tag}")
+            };
             if let Some((other, other_key)) = owner.insert((repo, tag), (&spec.name, &p.key)) {
                 let which = if other == spec.name {
-                    format!("{other} promotes it twice")
+                    format!("is listed twice for {other}")
                 } else {
-                    format!("{other} (`{other_key}`) and {} both promote it", spec.name)
+                    format!(
+                        "is an alias of both {other} and {} (also at `{other_key}`)",
+                        spec.name
+                    )
                 };
                 return Err(cx.err(
                     &p.key,
-                    format!("alias `{shown}`: {which}, and an alias can point at one image only. Give each image its own (e.g. `latest-{{variant}}`), or override `promote:` in one variant"),
+                    format!("`{shown}` {which}; an alias can point at one image only. Give each image its own (e.g. `latest-{{variant}}`), or override `promote:` in one variant"),
                 ));
             }
         }
