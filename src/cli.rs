@@ -35,6 +35,8 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Print a `docker buildx bake` file (JSON) for the given images (default: all).
     Bake(BakeArgs),
+    /// Print the JSON Schema of skip-action.yml (for editors: `# yaml-language-server: $schema=…`).
+    Schema,
 }
 
 /// Flags every command shares.

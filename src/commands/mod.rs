@@ -6,6 +6,7 @@ pub mod decide;
 pub mod hash;
 pub mod inputs;
 pub mod promote;
+pub mod schema;
 
 use std::path::Path;
 

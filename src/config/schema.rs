@@ -4,19 +4,22 @@
 //! lines. Nothing here interprets values; [`super::expand`] turns them into [`super::ImageSpec`]s.
 
 use indexmap::IndexMap;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The whole `skip-action.yml`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Schema version; only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     /// Default repository for every image, e.g. `ghcr.io/acme/devbox`; may use `{name}`,
     /// `{variant}`, matrix values and vars (`quay.io/jupyter/{name}`).
     pub repository: String,
     /// Hex digits of the hash used in `{hash}` (default 12).
     #[serde(default)]
+    #[schemars(range(min = 7, max = 64))]
     pub hash_length: Option<usize>,
     /// Default platforms for every image (e.g. `[linux/amd64, linux/arm64]`).
     #[serde(default)]
@@ -37,7 +40,7 @@ pub struct RawConfig {
 /// `defaults:`: the image keys that repeat across images, written once. Templates in them see each
 /// image's own `{name}`, `{variant}`, matrix values and vars. Args set here are offered, not
 /// imposed: an image whose Dockerfile does not declare one simply does not get it.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
     #[serde(default)]
@@ -65,7 +68,7 @@ pub struct RawDefaults {
 }
 
 /// One entry under `images:`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawImage {
     #[serde(default)]
@@ -88,6 +91,7 @@ pub struct RawImage {
     #[serde(default)]
     pub variants: Option<IndexMap<String, RawVariant>>,
     #[serde(default)]
+    #[schemars(with = "Option<MatrixSchema>")]
     pub matrix: Option<IndexMap<String, serde_yaml::Value>>,
     #[serde(default)]
     pub promote: Option<Vec<RawPromote>>,
@@ -114,7 +118,7 @@ pub struct RawImage {
 /// under `args:`, plus optional `vars:` and a `promote:` that replaces the image's. The three
 /// reserved names take a mapping or a list, so an inline build arg (always a scalar) can never be
 /// mistaken for one.
-#[derive(Debug, Deserialize, Clone, Default)]
+#[derive(Debug, Deserialize, Clone, Default, JsonSchema)]
 pub struct RawVariant {
     #[serde(default)]
     pub args: IndexMap<String, Scalar>,
@@ -127,7 +131,7 @@ pub struct RawVariant {
 }
 
 /// `from: base` or `from: [a, b]`.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -144,7 +148,7 @@ impl OneOrMany {
 }
 
 /// `base_arg: BASE_IMAGE` (one parent) or `base_arg: {runtime: RUNTIME_IMAGE, tools: TOOLS_IMAGE}`.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum BaseArg {
     One(String),
@@ -152,7 +156,7 @@ pub enum BaseArg {
 }
 
 /// A build-arg value: YAML strings, numbers and booleans are all passed as text.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum Scalar {
     Str(String),
@@ -173,14 +177,14 @@ impl Scalar {
 }
 
 /// `promote: [base-latest]` or `promote: [{tag: latest, repository: docker.io/acme/devbox}]`.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, JsonSchema)]
 #[serde(untagged)]
 pub enum RawPromote {
     Tag(String),
     Full(RawPromoteFull),
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Clone, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPromoteFull {
     pub tag: String,
@@ -189,7 +193,7 @@ pub struct RawPromoteFull {
 }
 
 /// Which context paths feed the hash.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ContextScope {
     /// Only what COPY/ADD/bind mounts can reach (falls back to `all` when that cannot be bounded).
@@ -200,7 +204,7 @@ pub enum ContextScope {
 }
 
 /// How outside `FROM` images enter the hash.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Upstream {
     /// The reference as written (`ubuntu:24.04`).
@@ -211,7 +215,7 @@ pub enum Upstream {
 }
 
 /// Which permission bits of context files count.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Default, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileModes {
     /// What a git commit records: a regular file is 644 or 755 by its owner-exec bit, a
@@ -230,4 +234,47 @@ impl FileModes {
             FileModes::Exact => "exact",
         }
     }
+}
+
+/// The shape of `matrix:` for the JSON Schema (the config reads it as YAML values and checks it in
+/// [`super::matrix`], which gives GitHub's semantics and better messages).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct MatrixSchema {
+    /// Combinations to add, or values to merge into matching ones.
+    #[serde(default)]
+    include: Vec<IndexMap<String, Scalar>>,
+    /// Combinations to remove (an entry removes every combination it matches on all its keys).
+    #[serde(default)]
+    exclude: Vec<IndexMap<String, Scalar>>,
+    /// Axes: name -> values.
+    #[serde(flatten)]
+    axes: IndexMap<String, Vec<Scalar>>,
+}
+
+/// The JSON Schema of `skip-action.yml`, as `skip-action schema` prints it and
+/// `schema/skip-action.schema.json` holds it. Keys starting with `x-` are allowed where the
+/// config ignores them (top level, `defaults:`, each image) for users' own anchors.
+pub fn json_schema() -> serde_json::Value {
+    let mut v = serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or_default();
+    let allow_x = |o: &mut serde_json::Value| {
+        if let Some(m) = o.as_object_mut() {
+            m.insert("patternProperties".into(), serde_json::json!({ "^x-": {} }));
+        }
+    };
+    allow_x(&mut v);
+    for def in ["RawDefaults", "RawImage"] {
+        if let Some(d) = v.pointer_mut(&format!("/$defs/{def}")) {
+            allow_x(d);
+        }
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.insert(
+            "$id".into(),
+            "https://raw.githubusercontent.com/org/skip-action/main/schema/skip-action.schema.json"
+                .into(),
+        );
+        m.insert("title".into(), "skip-action.yml".into());
+    }
+    v
 }
