@@ -43,26 +43,37 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
+    /// Path of the Dockerfile (default `Dockerfile`); may use `{name}`, `{variant}`, matrix values and vars.
     #[serde(default)]
     pub dockerfile: Option<String>,
+    /// Build context directory (default `.`); placeholders as `dockerfile`.
     #[serde(default)]
     pub context: Option<String>,
+    /// Content tag template; must contain `{hash}` (default `{name}-{hash}`, with variants `{name}-{variant}-{hash}`).
     #[serde(default)]
     pub tag: Option<String>,
+    /// Build arg that receives the parent's image reference (default `BASE_IMAGE`); the Dockerfile must use it in `FROM`. With several parents `{parent: ARG}`.
     #[serde(default)]
     pub base_arg: Option<BaseArg>,
+    /// Build args offered to every image: passed only where its Dockerfile declares them.
     #[serde(default)]
     pub args: IndexMap<String, Scalar>,
+    /// Values for templates and names only, never passed to the build (`null` means empty).
     #[serde(default)]
     pub vars: IndexMap<String, Option<Scalar>>,
+    /// Aliases moved by `promote`: tag templates, or `{tag, repository}` for another repository.
     #[serde(default)]
     pub promote: Option<Vec<RawPromote>>,
+    /// The `--target` stage.
     #[serde(default)]
     pub target: Option<String>,
+    /// Extra globs (relative to the repository root) that feed the hash; each must match something.
     #[serde(default)]
     pub inputs: Option<Vec<String>>,
+    /// `used` (default): only what COPY/ADD/bind mounts reach; `all`: the whole context.
     #[serde(default)]
     pub context_scope: Option<ContextScope>,
+    /// `tag` (default): outside images count as written; `digest`: also by their current digest.
     #[serde(default)]
     pub upstream: Option<Upstream>,
 }
@@ -71,38 +82,53 @@ pub struct RawDefaults {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawImage {
+    /// Path of the Dockerfile (default `Dockerfile`); may use `{name}`, `{variant}`, matrix values and vars.
     #[serde(default)]
     pub dockerfile: Option<String>,
+    /// Build context directory (default `.`); placeholders as `dockerfile`.
     #[serde(default)]
     pub context: Option<String>,
+    /// Content tag template; must contain `{hash}` (default `{name}-{hash}`, with variants `{name}-{variant}-{hash}`).
     #[serde(default)]
     pub tag: Option<String>,
+    /// Where this image lives (default: the top-level `repository`); placeholders as `dockerfile`.
     #[serde(default)]
     pub repository: Option<String>,
+    /// Parent image(s) by name: `base`, a list, or templates such as `runtime/{lang}`.
     #[serde(default)]
     pub from: Option<OneOrMany>,
+    /// Build arg that receives the parent's image reference (default `BASE_IMAGE`); the Dockerfile must use it in `FROM`. With several parents `{parent: ARG}`.
     #[serde(default)]
     pub base_arg: Option<BaseArg>,
+    /// Build args; each must be declared by the Dockerfile (`ARG NAME`).
     #[serde(default)]
     pub args: IndexMap<String, Scalar>,
     /// Values for templates and names only, never passed to the build (`null` means empty).
     #[serde(default)]
     pub vars: IndexMap<String, Option<Scalar>>,
+    /// One image per entry, named `<image>/<variant>`: inline build args, or `args:`, `vars:`, `promote:`.
     #[serde(default)]
     pub variants: Option<IndexMap<String, RawVariant>>,
+    /// Axes whose product makes the variants (GitHub's `include`/`exclude`); values are placeholders, and build args where the Dockerfile declares them.
     #[serde(default)]
     #[schemars(with = "Option<MatrixSchema>")]
     pub matrix: Option<IndexMap<String, serde_yaml::Value>>,
+    /// Aliases moved by `promote`: tag templates, or `{tag, repository}` for another repository.
     #[serde(default)]
     pub promote: Option<Vec<RawPromote>>,
+    /// The `--target` stage.
     #[serde(default)]
     pub target: Option<String>,
+    /// Platforms built, e.g. `[linux/amd64, linux/arm64]` (default: the top-level `platforms`).
     #[serde(default)]
     pub platforms: Option<Vec<String>>,
+    /// Extra globs (relative to the repository root) that feed the hash; each must match something.
     #[serde(default)]
     pub inputs: Option<Vec<String>>,
+    /// `used` (default): only what COPY/ADD/bind mounts reach; `all`: the whole context.
     #[serde(default)]
     pub context_scope: Option<ContextScope>,
+    /// `tag` (default): outside images count as written; `digest`: also by their current digest.
     #[serde(default)]
     pub upstream: Option<Upstream>,
     /// Which file modes count (default: the top-level `file_modes`, else `git`).
