@@ -112,7 +112,7 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
         let (bytes, df) = match dockerfiles.get(&spec.dockerfile) {
             Some(v) => v.clone(),
             None => {
-                let v = load_dockerfile(&workspace, &config.path, spec)?;
+                let v = load_dockerfile(&workspace, config, spec)?;
                 dockerfiles.insert(spec.dockerfile.clone(), v.clone());
                 v
             }
@@ -134,10 +134,10 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
         };
         let ctx_dir = context::inside(&workspace, &workspace.join(&spec.context)).map_err(|e| {
             usage(format!(
-                "{}: `images.{}.context`: `{}`: {e}",
-                config.path.display(),
-                spec.image,
-                spec.context
+                "{}: `{}` (image {}): {e}",
+                config.at(&spec.keys.context),
+                spec.context,
+                spec.name
             ))
         })?;
         let (tree, ignore_file) = match tree_index.get(&(ctx_dir.clone(), rules.text.clone())) {
@@ -494,16 +494,12 @@ pub fn drop_undeclared_args(config: &mut Config, discovery: &Discovery) {
 
 fn load_dockerfile(
     workspace: &Path,
-    config_path: &Path,
+    config: &Config,
     spec: &ImageSpec,
 ) -> anyhow::Result<(Arc<Vec<u8>>, Arc<Dockerfile>)> {
     let path = workspace.join(&spec.dockerfile);
     let bytes = context::read_inside(workspace, &path).map_err(|e| {
-        let at = format!(
-            "{}: `images.{}.dockerfile`",
-            config_path.display(),
-            spec.image
-        );
+        let at = format!("{} (image {})", config.at(&spec.keys.dockerfile), spec.name);
         if e.kind() == std::io::ErrorKind::NotFound {
             usage(format!(
                 "{at}: `{}` not found; fix the path (paths are relative to the repository root)",

@@ -112,6 +112,8 @@ pub struct ArgOrigin {
 /// The config keys behind an image's values (its own, or `defaults.…`), for messages.
 #[derive(Debug, Clone, Default)]
 pub struct SpecKeys {
+    pub dockerfile: KeyPath,
+    pub context: KeyPath,
     pub tag: KeyPath,
     pub inputs: KeyPath,
     pub from: KeyPath,
@@ -364,4 +366,65 @@ fn check_no_symlink_escape(p: &Path) -> anyhow::Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str) -> serde_yaml::Value {
+        let mut v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        apply_merge(&mut v).unwrap();
+        drop_extension_keys(&mut v);
+        v
+    }
+
+    fn keys(v: &serde_yaml::Value) -> Vec<&str> {
+        v.as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn merged_keys_take_the_place_of_the_merge_and_explicit_keys_win() {
+        let v = value(
+            "x-a: &a { one: 1, two: 2 }\nx-b: &b { two: 20, three: 3 }\nm:\n  zero: 0\n  <<: [*a, *b]\n  two: 200\n",
+        );
+        assert_eq!(keys(&v), ["m"]);
+        let m = &v["m"];
+        assert_eq!(keys(m), ["zero", "one", "three", "two"]);
+        assert_eq!(m["two"], 200);
+        assert_eq!(m["three"], 3);
+    }
+
+    #[test]
+    fn extension_keys_go_only_where_the_config_ignores_them() {
+        let v = value(
+            "x-top: 1\ndefaults: { x-d: 1, tag: t }\nimages:\n  x-img: { x-i: 1, args: { x-arg: 1 } }\n",
+        );
+        assert_eq!(keys(&v), ["defaults", "images"]);
+        assert_eq!(keys(&v["defaults"]), ["tag"]);
+        // An image may be named `x-img`; inside it `x-i` goes, an arg named `x-arg` stays.
+        assert_eq!(keys(&v["images"]), ["x-img"]);
+        assert_eq!(keys(&v["images"]["x-img"]), ["args"]);
+        assert_eq!(keys(&v["images"]["x-img"]["args"]), ["x-arg"]);
+    }
+
+    #[test]
+    fn a_merge_of_a_scalar_is_an_error() {
+        let mut v: serde_yaml::Value = serde_yaml::from_str("m: { <<: 1 }").unwrap();
+        assert!(apply_merge(&mut v).is_err());
+        let err = Config::parse(
+            "version: 1\nrepository: a/b\nimages:\n  a: { <<: [x] }\n",
+            Path::new("c.yml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("c.yml") && err.contains("<<: *common"),
+            "{err}"
+        );
+    }
 }

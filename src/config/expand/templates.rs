@@ -138,6 +138,8 @@ pub(super) fn render(
             vars,
             level: 0,
             keys: SpecKeys {
+                dockerfile: common.dockerfile.key.clone(),
+                context: common.context.key.clone(),
                 tag: tag.key.clone(),
                 inputs: common.inputs.key.clone(),
                 from: here.key("from"),
