@@ -542,3 +542,28 @@ fn docker_stacks_long_and_short_forms_hash_identically() {
         "short form {s} lines, long form {l}: not about a third"
     );
 }
+
+/// examples/stack's `app` matrix has an axis (`lang`) used only to pick the parent and name the
+/// variant: its Dockerfile does not declare it, so it is not passed (docker warned about it
+/// before); `runtime` declares `lang` and gets it.
+#[test]
+fn the_stack_examples_name_only_axis_is_not_passed() {
+    let ws = Ws::new();
+    copy_tree(&repo_root().join("examples/stack"), ws.path());
+    let j = ws.hash_json();
+    let args = |n: &str| -> String {
+        j["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == n)
+            .unwrap()["build_args"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(args("runtime/python").contains("lang=python"));
+    let app = args("app/python-full");
+    assert!(!app.contains("lang="), "{app}");
+    assert!(app.contains("flavor=full") && app.contains("EXTRA_PACKAGES=numpy"), "{app}");
+}
