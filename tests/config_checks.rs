@@ -565,5 +565,8 @@ fn the_stack_examples_name_only_axis_is_not_passed() {
     assert!(args("runtime/python").contains("lang=python"));
     let app = args("app/python-full");
     assert!(!app.contains("lang="), "{app}");
-    assert!(app.contains("flavor=full") && app.contains("EXTRA_PACKAGES=numpy"), "{app}");
+    assert!(
+        app.contains("flavor=full") && app.contains("EXTRA_PACKAGES=numpy"),
+        "{app}"
+    );
 }
