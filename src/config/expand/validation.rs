@@ -102,6 +102,26 @@ pub(super) fn defaults(d: &RawDefaults, cx: &Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An image's own value of a key, else the one in `defaults:`, with the key it was written at.
+fn layered<T: Clone>(
+    own: &Option<T>,
+    def: &Option<T>,
+    key: &str,
+    name: &str,
+) -> Option<Located<T>> {
+    match (own, def) {
+        (Some(v), _) => Some(Located {
+            value: v.clone(),
+            key: KeyPath::image(key).key(name),
+        }),
+        (None, Some(v)) => Some(Located {
+            value: v.clone(),
+            key: KeyPath::root("defaults").key(name),
+        }),
+        (None, None) => None,
+    }
+}
+
 /// One image's keys merged over `defaults:`. Args set on the image must be declared by its
 /// Dockerfile; args from `defaults:` are offered only.
 pub(super) fn image(
@@ -112,60 +132,33 @@ pub(super) fn image(
     cx: &Ctx,
 ) -> anyhow::Result<Common> {
     let here = KeyPath::image(key);
-    let dflt = KeyPath::root("defaults");
     if !valid_image_key(key) {
         return Err(cx.err(
             &here,
             "image names use lower-case letters, digits, `.`, `_` and `-`, starting with a letter or digit",
         ));
     }
-    // A key of the image, else of `defaults:`, else the built-in default, with where it came from.
-    let pick =
-        |own: &Option<String>, def: &Option<String>, name: &str, builtin: &str| match (own, def) {
-            (Some(v), _) => (v.clone(), here.key(name)),
-            (None, Some(v)) => (v.clone(), dflt.key(name)),
-            (None, None) => (builtin.to_string(), here.clone()),
-        };
-    let template = |(src, key): (String, KeyPath)| -> anyhow::Result<Located<Template>> {
-        let value = Template::parse(&src).map_err(|m| cx.err(&key, m))?;
+    // A path template: checked now when it has no placeholders, else once rendered.
+    let path = |name: &str, own: &Option<String>, def: &Option<String>, builtin: &str| {
+        let l = layered(own, def, key, name).unwrap_or_else(|| Located {
+            value: builtin.to_string(),
+            key: here.key(name),
+        });
+        let value = Template::parse(&l.value).map_err(|m| cx.err(&l.key, m))?;
         if value.vars().next().is_none() {
-            check_rel_path(&src).map_err(|m| cx.err(&key, m))?;
+            check_rel_path(&l.value).map_err(|m| cx.err(&l.key, m))?;
         }
-        Ok(Located { value, key })
+        anyhow::Ok(Located { value, key: l.key })
     };
-    let dockerfile = template(pick(
-        &img.dockerfile,
-        &d.dockerfile,
-        "dockerfile",
-        "Dockerfile",
-    ))?;
-    let context = template(pick(&img.context, &d.context, "context", "."))?;
+    let dockerfile = path("dockerfile", &img.dockerfile, &d.dockerfile, "Dockerfile")?;
+    let context = path("context", &img.context, &d.context, ".")?;
 
-    let (inputs, inputs_key) = match (&img.inputs, &d.inputs) {
-        (Some(v), _) => (v.clone(), here.key("inputs")),
-        (None, Some(v)) => (v.clone(), dflt.key("inputs")),
-        (None, None) => (Vec::new(), here.key("inputs")),
-    };
+    let inputs = layered(&img.inputs, &d.inputs, key, "inputs").unwrap_or_else(|| Located {
+        value: Vec::new(),
+        key: here.key("inputs"),
+    });
     if img.inputs.is_some() {
-        check_globs(&inputs, &inputs_key, cx)?;
-    }
-
-    let mut generated = Vec::with_capacity(img.generated.len());
-    for (path, globs) in &img.generated {
-        let k = here.key("generated").key(path);
-        check_rel_path(path).map_err(|m| cx.err(&k, m))?;
-        if globs.is_empty() {
-            return Err(cx.err(
-                &k,
-                "lists no sources; name the globs the generated path is built from, e.g. [\"src/**\", \"go.mod\"]",
-            ));
-        }
-        check_globs(globs, &k, cx)?;
-        let clean: Vec<&str> = path
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .collect();
-        generated.push((clean.join("/"), globs.clone()));
+        check_globs(&inputs.value, &inputs.key, cx)?;
     }
 
     let repository = match &img.repository {
@@ -197,108 +190,123 @@ pub(super) fn image(
     platforms.sort();
     platforms.dedup();
     let target = img.target.clone().or_else(|| d.target.clone());
-    if let Some(t) = &target {
-        if t.trim().is_empty() {
-            return Err(cx.err(
-                &here.key("target"),
-                "empty target; remove the key or name a stage",
-            ));
-        }
-    }
-
-    let mut args = BTreeMap::new();
-    for (k, v) in &d.args {
-        args.insert(
-            k.clone(),
-            Arg {
-                value: v.to_text(),
-                origin: ArgOrigin {
-                    key: dflt.key("args").key(k),
-                    required: false,
-                },
-            },
-        );
-    }
-    for (k, v) in &img.args {
-        let at = here.key("args").key(k);
-        checked_arg_name(k).map_err(|m| cx.err(&at, m))?;
-        args.insert(
-            k.clone(),
-            Arg {
-                value: v.to_text(),
-                origin: ArgOrigin {
-                    key: at,
-                    required: true,
-                },
-            },
-        );
-    }
-    let mut vars = vars_text(&d.vars);
-    for (k, v) in vars_text(&img.vars) {
-        check_var_name(&k).map_err(|m| cx.err(&here.key("vars").key(&k), m))?;
-        vars.insert(k, v);
-    }
-
-    let has_variants = img.variants.is_some() || img.matrix.is_some();
-    let builtin_tag = if has_variants {
-        "{name}-{variant}-{hash}"
-    } else {
-        "{name}-{hash}"
-    };
-    let (tag_src, tag_key) = pick(&img.tag, &d.tag, "tag", builtin_tag);
-    let tag_key = if img.tag.is_none() && d.tag.is_none() {
-        here.key("tag")
-    } else {
-        tag_key
-    };
-    let tag = Template::parse(&tag_src).map_err(|m| cx.err(&tag_key, m))?;
-    if !tag.uses("hash") {
+    if target.as_ref().is_some_and(|t| t.trim().is_empty()) {
         return Err(cx.err(
-            &tag_key,
-            format!("`{tag_src}` has no {{hash}}; a content tag without the hash would never change, so changed images would be skipped. Add {{hash}}, e.g. `{tag_src}-{{hash}}`"),
+            &here.key("target"),
+            "empty target; remove the key or name a stage",
         ));
     }
-    let promote = match (&img.promote, &d.promote) {
-        (Some(p), _) => promote_specs(p, &here.key("promote"), cx)?,
-        (None, Some(p)) => promote_specs(p, &dflt.key("promote"), cx)?,
-        (None, None) => Vec::new(),
-    };
-    let base_arg = match (&img.base_arg, &d.base_arg) {
-        (Some(b), _) => Some(Located {
-            value: b.clone(),
-            key: here.key("base_arg"),
-        }),
-        (None, Some(b)) => Some(Located {
-            value: b.clone(),
-            key: dflt.key("base_arg"),
-        }),
-        (None, None) => None,
+
+    let (args, vars) = args_and_vars(key, img, d, cx)?;
+    let promote = match layered(&img.promote, &d.promote, key, "promote") {
+        Some(p) => promote_specs(&p.value, &p.key, cx)?,
+        None => Vec::new(),
     };
     Ok(Common {
         dockerfile,
         context,
         repository,
         repo,
-        tag: Located {
-            value: tag,
-            key: tag_key,
-        },
+        tag: content_tag(key, img, d, cx)?,
         promote,
         target,
         platforms,
-        inputs: Located {
-            value: inputs,
-            key: inputs_key,
-        },
+        inputs,
         scope: img.context_scope.or(d.context_scope).unwrap_or_default(),
         upstream: img.upstream.or(d.upstream).unwrap_or_default(),
         file_modes: img.file_modes.or(raw.file_modes).unwrap_or_default(),
-        generated,
+        generated: generated(key, img, cx)?,
         args,
         vars,
         from: img.from.clone().map(|f| f.into_vec()).unwrap_or_default(),
-        base_arg,
+        base_arg: layered(&img.base_arg, &d.base_arg, key, "base_arg"),
     })
+}
+
+/// Build args (`defaults:` offered, the image's own required) and vars (the image's over
+/// `defaults:`).
+fn args_and_vars(
+    key: &str,
+    img: &RawImage,
+    d: &RawDefaults,
+    cx: &Ctx,
+) -> anyhow::Result<(BTreeMap<String, Arg>, BTreeMap<String, String>)> {
+    let here = KeyPath::image(key);
+    let arg = |v: &Scalar, key: KeyPath, required: bool| Arg {
+        value: v.to_text(),
+        origin: ArgOrigin { key, required },
+    };
+    let mut args = BTreeMap::new();
+    for (k, v) in &d.args {
+        args.insert(
+            k.clone(),
+            arg(v, KeyPath::root("defaults").key("args").key(k), false),
+        );
+    }
+    for (k, v) in &img.args {
+        let at = here.key("args").key(k);
+        checked_arg_name(k).map_err(|m| cx.err(&at, m))?;
+        args.insert(k.clone(), arg(v, at, true));
+    }
+    let mut vars = vars_text(&d.vars);
+    for (k, v) in vars_text(&img.vars) {
+        check_var_name(&k).map_err(|m| cx.err(&here.key("vars").key(&k), m))?;
+        vars.insert(k, v);
+    }
+    Ok((args, vars))
+}
+
+/// The content tag template: the image's, `defaults:`'s, or the built-in one; it must contain
+/// `{hash}`, or a changed image would keep its tag and be skipped.
+fn content_tag(
+    key: &str,
+    img: &RawImage,
+    d: &RawDefaults,
+    cx: &Ctx,
+) -> anyhow::Result<Located<Template>> {
+    let builtin = if img.variants.is_some() || img.matrix.is_some() {
+        "{name}-{variant}-{hash}"
+    } else {
+        "{name}-{hash}"
+    };
+    let l = layered(&img.tag, &d.tag, key, "tag").unwrap_or_else(|| Located {
+        value: builtin.to_string(),
+        key: KeyPath::image(key).key("tag"),
+    });
+    let src = &l.value;
+    let tag = Template::parse(src).map_err(|m| cx.err(&l.key, m))?;
+    if !tag.uses("hash") {
+        return Err(cx.err(
+            &l.key,
+            format!("`{src}` has no {{hash}}; a content tag without the hash would never change, so changed images would be skipped. Add {{hash}}, e.g. `{src}-{{hash}}`"),
+        ));
+    }
+    Ok(Located {
+        value: tag,
+        key: l.key,
+    })
+}
+
+/// `generated:` paths (cleaned) with the globs of their sources; each needs at least one.
+fn generated(key: &str, img: &RawImage, cx: &Ctx) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::with_capacity(img.generated.len());
+    for (path, globs) in &img.generated {
+        let k = KeyPath::image(key).key("generated").key(path);
+        check_rel_path(path).map_err(|m| cx.err(&k, m))?;
+        if globs.is_empty() {
+            return Err(cx.err(
+                &k,
+                "lists no sources; name the globs the generated path is built from, e.g. [\"src/**\", \"go.mod\"]",
+            ));
+        }
+        check_globs(globs, &k, cx)?;
+        let clean: Vec<&str> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        out.push((clean.join("/"), globs.clone()));
+    }
+    Ok(out)
 }
 
 /// `promote:` entries parsed, each with its key for messages.
