@@ -436,7 +436,7 @@ fn check_declared_args(
     spec: &ImageSpec,
     declared: &BTreeSet<String>,
 ) -> anyhow::Result<()> {
-    for (name, origin) in &spec.arg_origins {
+    for (name, origin) in spec.arg_origins.iter() {
         if !origin.required || declared.contains(name) || crate::hash::is_predefined_arg(name) {
             continue;
         }

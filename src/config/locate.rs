@@ -7,6 +7,7 @@
 //! is found is given instead — the image the value applies to.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,14 +16,26 @@ pub enum Seg {
     Index(usize),
 }
 
-/// A path of keys and list indexes into the config, shown as `images.app.inputs[0]`.
+/// A path of keys and list indexes into the config, shown as `images.app.inputs[0]`. Every
+/// expanded image carries the keys its values came from (12,800 variants of one image share
+/// them), so a clone is a reference count, not a copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyPath(pub Vec<Seg>);
+pub struct KeyPath(Arc<[Seg]>);
 
 impl KeyPath {
+    /// A path of the given steps.
+    pub fn new(segs: Vec<Seg>) -> Self {
+        KeyPath(segs.into())
+    }
+
+    /// The steps.
+    pub fn segs(&self) -> &[Seg] {
+        &self.0
+    }
+
     /// A path of one top-level key.
     pub fn root(key: &str) -> Self {
-        KeyPath(vec![Seg::Key(key.to_string())])
+        Self::new(vec![Seg::Key(key.to_string())])
     }
 
     /// `images.<name>`.
@@ -32,16 +45,16 @@ impl KeyPath {
 
     /// This path with one more key.
     pub fn key(&self, k: &str) -> Self {
-        let mut p = self.clone();
-        p.0.push(Seg::Key(k.to_string()));
-        p
+        let mut p = self.0.to_vec();
+        p.push(Seg::Key(k.to_string()));
+        Self::new(p)
     }
 
     /// This path with a list index.
     pub fn index(&self, i: usize) -> Self {
-        let mut p = self.clone();
-        p.0.push(Seg::Index(i));
-        p
+        let mut p = self.0.to_vec();
+        p.push(Seg::Index(i));
+        Self::new(p)
     }
 }
 
@@ -102,7 +115,7 @@ pub fn line_of(text: &str, path: &KeyPath) -> Option<usize> {
     let mut parent: Option<usize> = None;
     let mut item: Option<usize> = None;
     let mut found: Option<usize> = None;
-    for seg in &path.0 {
+    for seg in path.segs() {
         // A flow collection on the last found line holds everything below it.
         if let Some(f) = found {
             let t = content(lines[f]).map(|(_, t)| t).unwrap_or("");

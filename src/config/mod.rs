@@ -72,8 +72,9 @@ pub struct ImageSpec {
     /// offered (see [`ArgOrigin::required`]) are removed once the Dockerfile shows it does not
     /// declare them ([`crate::inputs::drop_undeclared_args`]).
     pub args: BTreeMap<String, String>,
-    /// Where each of `args` was set, and whether the Dockerfile must declare it.
-    pub arg_origins: BTreeMap<String, ArgOrigin>,
+    /// Where each of `args` was set, and whether the Dockerfile must declare it (shared by
+    /// the variants whose args come from the same keys: a 12,800-combination matrix holds one).
+    pub arg_origins: std::sync::Arc<BTreeMap<String, ArgOrigin>>,
     /// Parents, by expanded name, with the build arg that receives each parent's image ref.
     pub parents: Vec<Parent>,
     /// `--target` stage.
@@ -241,7 +242,7 @@ fn deserialize(text: &str, path: &Path) -> anyhow::Result<schema::RawConfig> {
     })?;
     drop_extension_keys(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let mut key = KeyPath(
+        let mut key = KeyPath::new(
             e.path()
                 .iter()
                 .filter_map(|s| match s {
@@ -262,11 +263,11 @@ fn deserialize(text: &str, path: &Path) -> anyhow::Result<schema::RawConfig> {
             .strip_prefix("unknown field `")
             .and_then(|r| r.split('`').next())
         {
-            if key.0.last() != Some(&locate::Seg::Key(k.to_string())) {
+            if key.segs().last() != Some(&locate::Seg::Key(k.to_string())) {
                 key = key.key(k);
             }
         }
-        if key.0.is_empty() {
+        if key.segs().is_empty() {
             usage(format!("{file}: {msg}"))
         } else {
             usage(format!("{}: {msg}", at(path, text, &key)))

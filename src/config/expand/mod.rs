@@ -60,8 +60,16 @@ pub(super) fn expand(mut raw: RawConfig, cx: &Ctx) -> anyhow::Result<Config> {
                 format!("the config expands to more than {MAX_IMAGES} images; split it into several configs"),
             ));
         }
+        let mut origins = None;
         for v in list {
-            pending.push(templates::render(key, &common, v, hash_length, cx)?);
+            pending.push(templates::render(
+                key,
+                &common,
+                v,
+                hash_length,
+                &mut origins,
+                cx,
+            )?);
         }
     }
     let images = parents::resolve(pending, cx)?;

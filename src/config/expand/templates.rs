@@ -3,6 +3,7 @@
 //! invalid tag is a config error, not a surprise at push time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::validation::{check_rel_path, validate_repository, Common, Located};
 use super::variants::Variant;
@@ -10,7 +11,7 @@ use super::Ctx;
 use crate::config::locate::KeyPath;
 use crate::config::schema::BaseArg;
 use crate::config::template::{valid_tag, Template};
-use crate::config::{ImageSpec, SpecKeys};
+use crate::config::{ArgOrigin, ImageSpec, SpecKeys};
 
 /// An image whose parents are still names as written.
 pub(super) struct Pending {
@@ -28,14 +29,15 @@ fn probe_vars(vars: &BTreeMap<String, String>, hash_length: usize) -> BTreeMap<S
     probe
 }
 
+/// Render one variant. `origins` is the previous variant's arg origins, reused when equal.
 pub(super) fn render(
     key: &str,
     common: &Common,
     v: Variant,
     hash_length: usize,
+    origins: &mut Option<Arc<BTreeMap<String, ArgOrigin>>>,
     cx: &Ctx,
 ) -> anyhow::Result<Pending> {
-    let here = KeyPath::image(key);
     let name = match &v.name {
         Some(vn) => format!("{key}/{vn}"),
         None => key.to_string(),
@@ -104,7 +106,7 @@ pub(super) fn render(
         .map(|f| {
             Template::parse(f)
                 .and_then(|t| t.render(&vars))
-                .map_err(|m| cx.err(&here.key("from"), for_image(m)))
+                .map_err(|m| cx.err(&common.from_key, for_image(m)))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
@@ -114,6 +116,10 @@ pub(super) fn render(
         args.insert(k.clone(), a.value);
         arg_origins.insert(k, a.origin);
     }
+    let arg_origins = match origins {
+        Some(last) if **last == arg_origins => last.clone(),
+        _ => origins.insert(Arc::new(arg_origins)).clone(),
+    };
     Ok(Pending {
         spec: ImageSpec {
             name,
@@ -142,7 +148,7 @@ pub(super) fn render(
                 context: common.context.key.clone(),
                 tag: tag.key.clone(),
                 inputs: common.inputs.key.clone(),
-                from: here.key("from"),
+                from: common.from_key.clone(),
                 base_arg: common.base_arg.as_ref().map(|b| b.key.clone()),
             },
         },

@@ -51,6 +51,7 @@ pub(super) struct Common {
     pub args: BTreeMap<String, Arg>,
     pub vars: BTreeMap<String, String>,
     pub from: Vec<String>,
+    pub from_key: KeyPath,
     pub base_arg: Option<Located<BaseArg>>,
 }
 
@@ -219,6 +220,7 @@ pub(super) fn image(
         args,
         vars,
         from: img.from.clone().map(|f| f.into_vec()).unwrap_or_default(),
+        from_key: here.key("from"),
         base_arg: layered(&img.base_arg, &d.base_arg, key, "base_arg"),
     })
 }

@@ -87,6 +87,8 @@ pub(super) fn expand(
             let at = here.key("matrix");
             let ex = matrix::expand(m).map_err(|e| cx.err(&at, e))?;
             let mut out = Vec::with_capacity(ex.combos.len());
+            // One key per matrix key, shared by every combination's args.
+            let mut keys: std::collections::HashMap<&str, KeyPath> = Default::default();
             for combo in &ex.combos {
                 let vname = matrix::variant_name(&ex.axes, combo);
                 check_variant_name(&vname).map_err(|m| cx.err(&at, m))?;
@@ -117,7 +119,10 @@ pub(super) fn expand(
                             Arg {
                                 value: v.clone(),
                                 origin: ArgOrigin {
-                                    key: at.key(k),
+                                    key: keys
+                                        .entry(k.as_str())
+                                        .or_insert_with(|| at.key(k))
+                                        .clone(),
                                     required,
                                 },
                             },
