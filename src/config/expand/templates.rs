@@ -2,6 +2,7 @@
 //! or test-rendered with a dummy hash and version (`tag`, `promote`), so a bad placeholder or an
 //! invalid tag is a config error, not a surprise at push time.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -182,19 +183,19 @@ pub(super) fn check_aliases(
             } else {
                 format!("{repo}:{tag}")
             };
-            if let Some((other, other_key)) = owner.insert((repo, tag), (&spec.name, &p.key)) {
-                let which = if other == spec.name {
-                    format!("is listed twice for {other}")
-                } else {
-                    format!(
-                        "is an alias of both {other} and {} (also at `{other_key}`)",
-                        spec.name
-                    )
-                };
-                return Err(cx.err(
-                    &p.key,
-                    format!("`{shown}` {which}; an alias can point at one image only. Give each image its own (e.g. `latest-{{variant}}`), or override `promote:` in one variant"),
-                ));
+            match owner.entry((repo, tag)) {
+                // The same alias twice for one image is moved once.
+                Entry::Occupied(o) if o.get().0 == spec.name => {}
+                Entry::Occupied(o) => {
+                    let (other, other_key) = o.get();
+                    return Err(cx.err(
+                        &p.key,
+                        format!("`{shown}` is an alias of both {other} and {} (also at `{other_key}`); an alias can point at one image only. Give each image its own (e.g. `latest-{{variant}}`), or override `promote:` in one variant", spec.name),
+                    ));
+                }
+                Entry::Vacant(v) => {
+                    v.insert((&spec.name, &p.key));
+                }
             }
         }
     }
