@@ -104,6 +104,19 @@ if [ "$quick" = false ]; then
   export SKIP_ACTION_E2E=require
 fi
 
+# PyPI jsonschema and PyYAML validate the configs against the JSON Schema (tests/schema.rs):
+# the system's python3 when it has them, else a venv of their own.
+if ! python3 -c 'import jsonschema, yaml' >/dev/null 2>&1; then
+  schema_venv=${XDG_CACHE_HOME:-$HOME/.cache}/skip-action-test/schema-venv
+  if ! "$schema_venv/bin/python" -c 'import jsonschema, yaml' >/dev/null 2>&1; then
+    echo "==> installing jsonschema and pyyaml (pip) into $schema_venv"
+    rm -rf "$schema_venv"
+    python3 -m venv "$schema_venv"
+    "$schema_venv/bin/pip" install -q --disable-pip-version-check "jsonschema==4.26.0" "pyyaml==6.0.3"
+  fi
+  export SKIP_ACTION_PYTHON=$schema_venv/bin/python
+fi
+
 echo "==> cargo test"
 cargo test --workspace --locked 2>&1
 [ "$quick" = false ] || skipped

@@ -35,6 +35,8 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Print a `docker buildx bake` file (JSON) for the given images (default: all).
     Bake(BakeArgs),
+    /// Print the JSON Schema of skip-action.yml (for editors: `# yaml-language-server: $schema=…`).
+    Schema,
 }
 
 /// Flags every command shares.
@@ -135,6 +137,10 @@ pub struct PromoteArgs {
     /// commas or newlines (e.g. `test, scan*`). Needs a token with `actions: read`.
     #[arg(long, env = "INPUT_REQUIRE_JOBS", value_name = "PATTERNS")]
     pub require_jobs: Option<String>,
+    /// Move only these aliases: glob patterns of alias tags (or `registry/path:tag`), separated by
+    /// commas or newlines (e.g. `v0.0.0-split-test*`). The others are reported as skipped.
+    #[arg(long, env = "INPUT_ALIASES", value_name = "PATTERNS")]
+    pub aliases: Option<String>,
     /// Print the report as JSON on stdout (instead of the summary).
     #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
     pub json: bool,

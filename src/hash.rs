@@ -299,20 +299,32 @@ pub fn compute(
     Ok(out)
 }
 
-/// Two images may render the same content tag only when their full hashes are equal — then every
-/// hashed input is equal and they are the same build. Different hashes under one tag (a short-hash
+/// No two images may render the same content tag. Different hashes under one tag (a short-hash
 /// collision, or a template that drops `{hash}` digits) would make one image "exist" because the
-/// other was pushed: a false skip. Refuse.
+/// other was pushed: a false skip. Equal hashes (two variants with the same inputs) would be two
+/// jobs pushing one tag, and two names promising different images that are one. Refuse both.
 pub fn check_tag_collisions(config: &Config, hashes: &[ImageHash]) -> anyhow::Result<()> {
     let mut seen: HashMap<&str, (usize, &str)> = HashMap::with_capacity(hashes.len());
     for (i, h) in hashes.iter().enumerate() {
         if let Some((j, full)) = seen.insert(h.image.as_str(), (i, h.full.as_str())) {
-            if full != h.full {
-                return Err(usage(format!(
-                    "{} and {} both render the content tag {} but have different hashes; raise `hash_length` or add {{name}}/{{variant}} to `tag`",
-                    config.images[j].name, config.images[i].name, h.image
-                )));
-            }
+            let (a, b) = (&config.images[j], &config.images[i]);
+            return Err(usage(if full != h.full {
+                format!(
+                    "{}: {} and {} both render the content tag {} but have different hashes; raise `hash_length` or add {{name}}/{{variant}} to `tag`",
+                    config.at(&b.keys.tag),
+                    a.name,
+                    b.name,
+                    h.image
+                )
+            } else {
+                format!(
+                    "{}: {} and {} render the same content tag {}: they have the same inputs, so two jobs would push one tag. Remove the duplicate, or make them differ (add {{variant}} or {{name}} to `tag` if they are meant as two names of one build)",
+                    config.at(&b.keys.tag),
+                    a.name,
+                    b.name,
+                    h.image
+                )
+            }));
         }
     }
     Ok(())
@@ -632,7 +644,14 @@ mod tests {
         };
         let same = "0123456789ab".to_string() + &"0".repeat(52);
         let other = "0123456789ab".to_string() + &"1".repeat(52);
-        assert!(check_tag_collisions(&cfg, &[h(&same), h(&same)]).is_ok());
+        // The same tag with equal hashes is two jobs pushing one tag: refused too.
+        let err = check_tag_collisions(&cfg, &[h(&same), h(&same)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a and b") && err.contains("same inputs"),
+            "{err}"
+        );
         let err = check_tag_collisions(&cfg, &[h(&same), h(&other)])
             .unwrap_err()
             .to_string();

@@ -112,7 +112,7 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
         let (bytes, df) = match dockerfiles.get(&spec.dockerfile) {
             Some(v) => v.clone(),
             None => {
-                let v = load_dockerfile(&workspace, &config.path, spec)?;
+                let v = load_dockerfile(&workspace, config, spec)?;
                 dockerfiles.insert(spec.dockerfile.clone(), v.clone());
                 v
             }
@@ -134,10 +134,10 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
         };
         let ctx_dir = context::inside(&workspace, &workspace.join(&spec.context)).map_err(|e| {
             usage(format!(
-                "{}: `images.{}.context`: `{}`: {e}",
-                config.path.display(),
-                spec.image,
-                spec.context
+                "{}: `{}` (image {}): {e}",
+                config.at(&spec.keys.context),
+                spec.context,
+                spec.name
             ))
         })?;
         let (tree, ignore_file) = match tree_index.get(&(ctx_dir.clone(), rules.text.clone())) {
@@ -174,18 +174,10 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
             .collect();
         for (pname, ph) in &placeholders {
             if !analysis.images.iter().any(|u| u.reference == *ph) {
-                let arg = spec
-                    .parents
-                    .iter()
-                    .find(|p| &p.name == pname)
-                    .map(|p| p.arg.as_str())
-                    .unwrap_or("BASE_IMAGE");
-                warnings.push(format!(
-                    "{}: {} never uses ${{{arg}}} in FROM/COPY --from, so {} is not built on its parent {pname}; add `ARG {arg}` and `FROM ${{{arg}}}`",
-                    spec.dockerfile, spec.name, spec.name
-                ));
+                return Err(unused_parent(config, spec, pname, &analysis.declared_args));
             }
         }
+        check_declared_args(config, spec, &df.declared_args())?;
         let outside: Vec<ImageUse> = analysis
             .images
             .iter()
@@ -277,12 +269,24 @@ pub fn discover(config: &Config, workspace: &Path) -> anyhow::Result<Discovery> 
         let extra = if spec.inputs.is_empty() {
             None
         } else {
-            trees.push(expand_globs(&workspace, spec, &spec.inputs, "input")?);
+            trees.push(expand_globs(
+                &workspace,
+                spec,
+                &spec.inputs,
+                "input",
+                Some((config, &spec.keys.inputs)),
+            )?);
             Some(trees.len() - 1)
         };
         let mut generated = Vec::with_capacity(spec.generated.len());
         for (path, globs) in &spec.generated {
-            trees.push(expand_globs(&workspace, spec, globs, "generated source")?);
+            trees.push(expand_globs(
+                &workspace,
+                spec,
+                globs,
+                "generated source",
+                None,
+            )?);
             generated.push((path.clone(), trees.len() - 1));
         }
 
@@ -382,18 +386,120 @@ fn analyze_per_platform(
     Ok(merged)
 }
 
+/// A parent whose reference the Dockerfile never uses: the build would silently take the ARG's
+/// default (typically the published `latest` of the parent), not the parent just built.
+fn unused_parent(
+    config: &Config,
+    spec: &ImageSpec,
+    parent: &str,
+    declared: &BTreeSet<String>,
+) -> anyhow::Error {
+    let arg = spec
+        .parents
+        .iter()
+        .find(|p| p.name == parent)
+        .map(|p| p.arg.as_str())
+        .unwrap_or(crate::config::DEFAULT_BASE_ARG);
+    let key = spec
+        .keys
+        .base_arg
+        .clone()
+        .unwrap_or_else(|| spec.keys.from.clone());
+    let others: Vec<&str> = declared
+        .iter()
+        .map(String::as_str)
+        .filter(|a| *a != arg)
+        .take(8)
+        .collect();
+    let hint = if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; it declares {}, so if one of these receives the parent, set `base_arg:` to it",
+            others.join(", ")
+        )
+    };
+    usage(format!(
+        "{}: {} (image {}) never uses ${{{arg}}} in FROM or COPY --from, so it would be built on that ARG's default instead of its parent {parent} built in this run. Add `ARG {arg}` before the first FROM and `FROM ${{{arg}}}`{hint}",
+        config.at(&key),
+        spec.dockerfile,
+        spec.name
+    ))
+}
+
+/// Every build arg set on the image itself must be declared by its Dockerfile: docker drops an
+/// undeclared one without a word, and a misspelt `INSTALL_PYTHON` for `INSTALL_PYTHON3` builds
+/// the "python3" variant without Python. BuildKit's predefined args (proxies, `BUILDKIT_*`,
+/// `SOURCE_DATE_EPOCH`) need no `ARG`.
+fn check_declared_args(
+    config: &Config,
+    spec: &ImageSpec,
+    declared: &BTreeSet<String>,
+) -> anyhow::Result<()> {
+    for (name, origin) in spec.arg_origins.iter() {
+        if !origin.required || declared.contains(name) || crate::hash::is_predefined_arg(name) {
+            continue;
+        }
+        let near = declared
+            .iter()
+            .filter(|d| {
+                edit_distance(d, name) <= 2
+                    || d.starts_with(name.as_str())
+                    || name.starts_with(d.as_str())
+            })
+            .min_by_key(|d| edit_distance(d, name));
+        let hint = match near {
+            Some(d) => format!("Did you mean `{d}`? "),
+            None => String::new(),
+        };
+        return Err(usage(format!(
+            "{}: build arg `{name}` is not declared by {} (no `ARG {name}`), so docker would ignore it and build {} without it. {hint}Fix the name, add `ARG {name}` to the Dockerfile, or move it to `vars:` if it only names tags",
+            config.at(&origin.key),
+            spec.dockerfile,
+            spec.name
+        )));
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, for "did you mean" hints on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Remove offered args (matrix values, `defaults:` args) that an image's Dockerfile does not
+/// declare in the stages it builds: they are not passed, so docker has nothing to warn about.
+/// The hash is unchanged by this (it counts declared args only); the build args shown and
+/// passed are what the build uses.
+pub fn drop_undeclared_args(config: &mut Config, discovery: &Discovery) {
+    for (spec, inputs) in config.images.iter_mut().zip(&discovery.images) {
+        let origins = &spec.arg_origins;
+        spec.args.retain(|k, _| {
+            inputs.declared_args.contains(k)
+                || crate::hash::is_predefined_arg(k)
+                || origins.get(k).is_none_or(|o| o.required)
+        });
+    }
+}
+
 fn load_dockerfile(
     workspace: &Path,
-    config_path: &Path,
+    config: &Config,
     spec: &ImageSpec,
 ) -> anyhow::Result<(Arc<Vec<u8>>, Arc<Dockerfile>)> {
     let path = workspace.join(&spec.dockerfile);
     let bytes = context::read_inside(workspace, &path).map_err(|e| {
-        let at = format!(
-            "{}: `images.{}.dockerfile`",
-            config_path.display(),
-            spec.image
-        );
+        let at = format!("{} (image {})", config.at(&spec.keys.dockerfile), spec.name);
         if e.kind() == std::io::ErrorKind::NotFound {
             usage(format!(
                 "{at}: `{}` not found; fix the path (paths are relative to the repository root)",
@@ -422,6 +528,8 @@ fn expand_globs(
     spec: &ImageSpec,
     patterns: &[String],
     what: &str,
+    // For `inputs:`: the key, so a glob that matches nothing is refused at its line.
+    refuse_empty: Option<(&Config, &crate::config::KeyPath)>,
 ) -> anyhow::Result<Tree> {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     let opts = glob::MatchOptions {
@@ -429,7 +537,7 @@ fn expand_globs(
         require_literal_separator: true,
         require_literal_leading_dot: false,
     };
-    for pattern in patterns {
+    for (i, pattern) in patterns.iter().enumerate() {
         // The glob crate follows symlinked directories without end (two looping links made `**`
         // visit 2^40 paths) and out of the workspace: look at the region first.
         check_glob_region(workspace, pattern)
@@ -492,6 +600,16 @@ fn expand_globs(
             }
         }
         if !matched {
+            if let Some((config, key)) = refuse_empty {
+                // A typo here would leave the file out of the hash: a change to it would be
+                // skipped.
+                return Err(usage(format!(
+                    "{}: `{}` matches nothing in the checkout (image {}); fix the pattern (it is relative to the repository root) or remove it",
+                    config.at(&key.index(i)),
+                    patterns[i],
+                    spec.name
+                )));
+            }
             tracing::warn!(image = %spec.name, pattern = %pattern, "{what} pattern matched nothing");
         }
     }

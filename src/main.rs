@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Decide(a) => commands::decide::run(a),
         cli::Command::Promote(a) => commands::promote::run(a),
         cli::Command::Bake(a) => commands::bake::run(a),
+        cli::Command::Schema => commands::schema::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

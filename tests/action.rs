@@ -17,7 +17,7 @@ use skip_testkit::{ImageSpec, TestRegistry};
 const BIN: &str = env!("CARGO_BIN_EXE_skip-action");
 
 /// The inputs of the contract (README), exactly.
-const INPUTS: [&str; 13] = [
+const INPUTS: [&str; 14] = [
     "command",
     "config",
     "dry-run",
@@ -28,6 +28,7 @@ const INPUTS: [&str; 13] = [
     "password",
     "token",
     "require-jobs",
+    "aliases",
     "on-registry-error",
     "binary",
     "download-url",

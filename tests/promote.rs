@@ -883,3 +883,84 @@ fn config_errors_are_exit_2() {
         run.log()
     );
 }
+
+/// A `workflow_dispatch` test run moves only `v0.0.0-split-test*` and leaves `latest*` where it
+/// is (`--aliases`, input `aliases`); the others are reported as skipped, and a pattern that
+/// matches no alias is exit 2 before anything is written.
+#[test]
+fn aliases_chooses_which_aliases_move() {
+    let rt = rt();
+    let reg = TestRegistry::start_open().unwrap();
+    let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
+    let host = proxy.host();
+    let ws = workspace(&host, "", "[base-latest]");
+    let tags = tags(&ws);
+    let pushed = rt.block_on(push_family(&reg.pusher(), &tags));
+
+    let run = promote(
+        &ws,
+        &["--wait", "0", "--version", "0.0.0-split-test"],
+        &[("INPUT_ALIASES", "v0.0.0-split-test*")],
+    );
+    assert!(run.ok(), "{}", run.log());
+    let want: BTreeMap<String, String> = [
+        ("v0.0.0-split-test-omos", &pushed[1]),
+        ("v0.0.0-split-test-pi", &pushed[2]),
+    ]
+    .iter()
+    .map(|(t, p)| (format!("{host}/{PATH}:{t}"), p.digest.clone()))
+    .collect();
+    assert_eq!(run.json("promoted"), serde_json::to_value(&want).unwrap());
+    for alias in ["base-latest", "latest-omos", "latest-pi"] {
+        assert_eq!(
+            rt.block_on(digest_at(&reg.host(), PATH, alias)),
+            None,
+            "{alias} moved"
+        );
+    }
+    assert!(
+        run.summary
+            .contains("`latest-omos` is not chosen by `aliases`"),
+        "{}",
+        run.summary
+    );
+
+    // A typo matches nothing: exit 2, not one write.
+    let before = proxy.requests().len();
+    let run = promote(&ws, &["--wait", "0", "--aliases", "lastest*"], &[]);
+    assert_eq!(run.code(), Some(2), "{}", run.log());
+    assert!(
+        stderr(&run.out).contains("`lastest*` matches no alias"),
+        "{}",
+        run.log()
+    );
+    assert_eq!(writes(&proxy.requests()[before..]), Vec::<String>::new());
+    assert!(run.outputs.is_empty(), "{:?}", run.outputs);
+
+    // Several patterns, by tag or by full reference.
+    let run = promote(
+        &ws,
+        &[
+            "--wait",
+            "0",
+            "--aliases",
+            &format!("base-*, {host}/{PATH}:latest-pi"),
+        ],
+        &[],
+    );
+    assert!(run.ok(), "{}", run.log());
+    let moved: Vec<String> = run
+        .json("promoted")
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            format!("{host}/{PATH}:base-latest"),
+            format!("{host}/{PATH}:latest-pi")
+        ]
+    );
+}

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{hash_options, load_and_hash};
+use super::{hash_options, load_and_hash_only};
 use crate::cli::InputsArgs;
 use crate::config::FileModes;
 use crate::context::walk::{Kind, Tree};
@@ -110,7 +110,7 @@ fn files_out(
 }
 
 pub fn run(args: InputsArgs) -> anyhow::Result<()> {
-    let h = load_and_hash(&args.common, hash_options(&args.common))?;
+    let h = load_and_hash_only(&args.common, hash_options(&args.common), Some(&args.image))?;
     let spec = h.config.image(&args.image)?;
     let idx = h
         .config

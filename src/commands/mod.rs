@@ -6,6 +6,7 @@ pub mod decide;
 pub mod hash;
 pub mod inputs;
 pub mod promote;
+pub mod schema;
 
 use std::path::Path;
 
@@ -25,7 +26,16 @@ pub struct Hashed {
 /// registry is asked for those digests (credentials from the environment), so `hash` and `inputs`
 /// print the same hashes `decide` computes.
 pub fn load_and_hash(common: &Common, opts: HashOptions) -> anyhow::Result<Hashed> {
-    let (config, discovery) = load_and_discover(common)?;
+    load_and_hash_only(common, opts, None)
+}
+
+/// [`load_and_hash`], reporting only the warnings of image `only` (for `inputs IMAGE`).
+pub fn load_and_hash_only(
+    common: &Common,
+    opts: HashOptions,
+    only: Option<&str>,
+) -> anyhow::Result<Hashed> {
+    let (config, discovery) = load_and_discover_only(common, only)?;
     if config
         .images
         .iter()
@@ -44,25 +54,35 @@ pub fn load_and_hash(common: &Common, opts: HashOptions) -> anyhow::Result<Hashe
 
 /// Load the config and discover every image's inputs (warnings are reported here, once).
 pub fn load_and_discover(common: &Common) -> anyhow::Result<(Config, Discovery)> {
+    load_and_discover_only(common, None)
+}
+
+/// [`load_and_discover`], reporting only the warnings of the image named `only` (an expanded
+/// name such as `devbox/omos`, or an image key for all its variants).
+pub fn load_and_discover_only(
+    common: &Common,
+    only: Option<&str>,
+) -> anyhow::Result<(Config, Discovery)> {
     let path = Config::locate(common.config.as_deref())?;
-    let config = Config::load(&path)?;
+    let mut config = Config::load(&path)?;
     let discovery = crate::inputs::discover(&config, Path::new("."))?;
-    for img in &discovery.images {
-        for w in &img.warnings {
-            crate::github::warning(w);
-        }
+    crate::inputs::drop_undeclared_args(&mut config, &discovery);
+    for w in grouped_warnings(&config, &discovery, only) {
+        crate::github::warning(&w);
     }
-    warn_floating_upstream(&config, &discovery);
+    warn_floating_upstream(&config, &discovery, only);
     Ok((config, discovery))
 }
 
 /// Outside images referenced by a tag, under `upstream: tag`: a re-push of the tag upstream
 /// (a security rebuild of `debian:12-slim`) does not change any hash. Said once per reference,
 /// however many images use it, so 12,800 variants of one base do not flood the log.
-fn warn_floating_upstream(config: &Config, discovery: &Discovery) {
+fn warn_floating_upstream(config: &Config, discovery: &Discovery, only: Option<&str>) {
     let mut users: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for (spec, img) in config.images.iter().zip(&discovery.images) {
-        if spec.upstream != crate::config::Upstream::Tag {
+        if spec.upstream != crate::config::Upstream::Tag
+            || only.is_some_and(|o| o != spec.name && o != spec.image)
+        {
             continue;
         }
         for u in &img.outside {
@@ -82,6 +102,30 @@ fn warn_floating_upstream(config: &Config, discovery: &Discovery) {
             if more > 0 { format!(" and {more} more") } else { String::new() }
         );
     }
+}
+
+/// Each warning once, naming the one image it concerns: a warning about a Dockerfile that four
+/// variants share is one line naming the image (`devbox (4 variants): …`), not four.
+pub fn grouped_warnings(config: &Config, discovery: &Discovery, only: Option<&str>) -> Vec<String> {
+    let mut groups: indexmap::IndexMap<(&str, &str), Vec<&str>> = indexmap::IndexMap::new();
+    for (spec, img) in config.images.iter().zip(&discovery.images) {
+        if only.is_some_and(|o| o != spec.name && o != spec.image) {
+            continue;
+        }
+        for w in &img.warnings {
+            groups
+                .entry((spec.image.as_str(), w.as_str()))
+                .or_default()
+                .push(spec.name.as_str());
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((image, w), names)| match names.as_slice() {
+            [one] => format!("{one}: {w}"),
+            many => format!("{image} ({} variants): {w}", many.len()),
+        })
+        .collect()
 }
 
 /// Like [`load_and_hash`], resolving `upstream: digest` images through `client` first — the same

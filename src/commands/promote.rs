@@ -17,6 +17,11 @@ use crate::promote::{self, AliasStatus, Options};
 pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let (config, discovery) = load_and_discover(&args.common)?;
+    let alias_patterns = args
+        .aliases
+        .as_deref()
+        .map(parse_alias_patterns)
+        .transpose()?;
     // Flags and environment first: a usage error must come before any network traffic.
     let jobs_gate = match args.require_jobs.as_deref() {
         Some(text) => {
@@ -35,7 +40,10 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         hashes,
     } = load_and_hash_online(config, discovery, &args.common, &client, &rt)?;
     let version = hash_options(&args.common).version;
-    let plan = promote::plan_aliases(&config, &hashes, version.as_deref())?;
+    let mut plan = promote::plan_aliases(&config, &hashes, version.as_deref())?;
+    if let Some(patterns) = &alias_patterns {
+        plan = select_aliases(plan, patterns)?;
+    }
     let from = promote::from_parents(&config, &discovery);
     let opts = Options {
         wait: args.wait,
@@ -162,4 +170,70 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--aliases` patterns, checked before any network traffic.
+fn parse_alias_patterns(text: &str) -> anyhow::Result<Vec<(String, glob::Pattern)>> {
+    let pats = crate::github::jobs::split_patterns(text);
+    if pats.is_empty() {
+        return Err(crate::error::usage(
+            "aliases: no patterns given; name alias tags such as `latest*`, or leave the input empty for all",
+        ));
+    }
+    pats.into_iter()
+        .map(|p| {
+            glob::Pattern::new(&p).map(|g| (p.clone(), g)).map_err(|e| {
+                crate::error::usage(format!("aliases: `{p}` is not a valid pattern: {e}"))
+            })
+        })
+        .collect()
+}
+
+/// Keep the aliases a pattern matches (by tag or by `registry/path:tag`); the others are
+/// reported as skipped, so a `workflow_dispatch` test run can move `v0.0.0-split-test*` and leave
+/// `latest*` where it is. A pattern that matches no alias is a typo, and moving nothing would
+/// pass silently: exit 2.
+pub fn select_aliases(
+    plan: promote::AliasPlan,
+    patterns: &[(String, glob::Pattern)],
+) -> anyhow::Result<promote::AliasPlan> {
+    let chosen = |a: &promote::Alias| {
+        patterns
+            .iter()
+            .any(|(_, p)| p.matches(&a.tag) || p.matches(&a.reference()))
+    };
+    for (src, p) in patterns {
+        if !plan
+            .aliases
+            .iter()
+            .any(|a| p.matches(&a.tag) || p.matches(&a.reference()))
+        {
+            let names: Vec<String> = plan
+                .aliases
+                .iter()
+                .map(|a| a.tag.clone())
+                .take(20)
+                .collect();
+            return Err(crate::error::usage(format!(
+                "aliases: `{src}` matches no alias of this run (aliases: {}); fix the pattern",
+                names.join(", ")
+            )));
+        }
+    }
+    let mut out = promote::AliasPlan {
+        aliases: Vec::new(),
+        skipped: plan.skipped,
+    };
+    for a in plan.aliases {
+        if chosen(&a) {
+            out.aliases.push(a);
+        } else {
+            out.skipped.push(promote::SkippedAlias {
+                image_name: a.image_name.clone(),
+                template: a.template.clone(),
+                reason: format!("`{}` is not chosen by `aliases`", a.tag),
+            });
+        }
+    }
+    Ok(out)
 }

@@ -193,11 +193,20 @@ mod tests {
 
     #[test]
     fn one_alias_one_image_and_never_over_content() {
-        let c = config("  a:\n    dockerfile: D\n    tag: a-{hash}\n    promote: [latest]\n  b:\n    dockerfile: D\n    tag: b-{hash}\n    promote: [latest]\n");
+        // Two images claiming `latest` are refused by the config already (exit 2 before any
+        // build); an alias with `{hash}` can only collide here, once the hashes are known.
+        let text = "version: 1\nrepository: ghcr.io/acme/x\nimages:\n  a:\n    dockerfile: D\n    tag: a-{hash}\n    promote: [latest]\n  b:\n    dockerfile: D\n    tag: b-{hash}\n    promote: [latest]\n";
+        let e = Config::parse(text, Path::new("t.yml")).unwrap_err();
+        assert_eq!(crate::error::exit_code(&e), 2);
+        assert!(
+            format!("{e:#}").contains("is an alias of both a and b"),
+            "{e:#}"
+        );
+        let c = config("  a:\n    dockerfile: D\n    tag: a-{hash}\n    promote: [\"x-{hash}\"]\n  b:\n    dockerfile: D\n    tag: b-{hash}\n    promote: [\"x-{hash}\"]\n");
         let e = plan(&c, None).unwrap_err();
         assert_eq!(crate::error::exit_code(&e), 2);
         assert!(
-            format!("{e:#}").contains("ghcr.io/acme/x:latest is an alias of both a and b"),
+            format!("{e:#}").contains("ghcr.io/acme/x:x-abc is an alias of both a and b"),
             "{e:#}"
         );
         // b's alias is a's content tag.

@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "running hooks in $1"

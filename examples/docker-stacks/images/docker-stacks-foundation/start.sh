@@ -1,0 +1,2 @@
+#!/bin/bash
+exec run-hooks.sh /usr/local/bin/start-notebook.d "$@"

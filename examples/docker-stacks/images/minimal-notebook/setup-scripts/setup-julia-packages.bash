@@ -1,0 +1,2 @@
+#!/bin/bash
+julia -e 'import Pkg; Pkg.add("IJulia")'

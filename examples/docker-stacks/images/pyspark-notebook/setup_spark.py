@@ -1,0 +1,3 @@
+import argparse
+parser = argparse.ArgumentParser()
+print("download spark")
