@@ -37,6 +37,8 @@ pub enum Command {
     Bake(BakeArgs),
     /// Print the JSON Schema of skip-action.yml (for editors: `# yaml-language-server: $schema=…`).
     Schema,
+    /// After a test job passed: tag each image's tested manifest `<content-tag>.tested`, the stamp `promote --require-tested` accepts.
+    Stamp(StampArgs),
 }
 
 /// Flags every command shares.
@@ -141,6 +143,15 @@ pub struct PromoteArgs {
     /// commas or newlines (e.g. `v0.0.0-split-test*`). The others are reported as skipped.
     #[arg(long, env = "INPUT_ALIASES", value_name = "PATTERNS")]
     pub aliases: Option<String>,
+    /// Images that must carry a test stamp (`skip-action stamp`) on their current digest:
+    /// `all`, or image names and globs, comma-separated. A reused image keeps the stamp of the run
+    /// that tested it; a failed test leaves none, and blocks.
+    #[arg(long, env = "INPUT_REQUIRE_TESTED", value_name = "all|NAME,…")]
+    pub require_tested: Option<String>,
+    /// This run's commit, which orders alias moves (an alias holding a build of a newer commit is
+    /// not moved back). Default: GITHUB_SHA, else the checkout's HEAD.
+    #[arg(long, env = "INPUT_REVISION", value_name = "SHA")]
+    pub revision: Option<String>,
     /// Print the report as JSON on stdout (instead of the summary).
     #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
     pub json: bool,
@@ -165,6 +176,30 @@ pub struct BakeArgs {
     /// Image names, comma- or space-separated (a batch's `images`); default all.
     #[arg(long, env = "INPUT_IMAGES", value_name = "NAME,…")]
     pub images: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StampArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// The images the test job tested: `all`, or image names and globs, comma-separated.
+    #[arg(long, env = "INPUT_IMAGES", value_name = "all|NAME,…")]
+    pub images: String,
+    /// The digest the test ran on (one image only): refuse to stamp if the content tag now
+    /// points elsewhere (a racing rebuild pushed over it).
+    #[arg(long, env = "INPUT_DIGEST", value_name = "sha256:…")]
+    pub digest: Option<String>,
+    /// Seconds a content tag that answers 404 is asked again.
+    #[arg(
+        long,
+        env = "INPUT_WAIT",
+        value_name = "SECONDS",
+        default_value = "10",
+        value_parser = wait_seconds
+    )]
+    pub wait: Duration,
 }
 
 /// A [`ValueEnum`] from a flag or `INPUT_*` value, surrounding whitespace ignored (a YAML block

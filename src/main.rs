@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         cli::Command::Promote(a) => commands::promote::run(a),
         cli::Command::Bake(a) => commands::bake::run(a),
         cli::Command::Schema => commands::schema::run(),
+        cli::Command::Stamp(a) => commands::stamp::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod hash;
 pub mod inputs;
 pub mod promote;
 pub mod schema;
+pub mod stamp;
 
 use std::path::Path;
 

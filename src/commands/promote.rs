@@ -31,6 +31,10 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let tested = match args.require_tested.as_deref() {
+        Some(text) => promote::stamp::select(&config, text, "require-tested")?,
+        None => Vec::new(),
+    };
     let flags = args.registry.flags();
     let client = crate::registry::client(&config, &flags)?;
     let rt = runtime()?;
@@ -49,6 +53,13 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
         wait: args.wait,
         dry_run: args.dry_run,
         concurrency: promote::DEFAULT_CONCURRENCY,
+        tested,
+        revision: promote::order::run_revision(
+            args.revision.as_deref(),
+            std::env::var("GITHUB_SHA").ok().as_deref(),
+            std::path::Path::new("."),
+        ),
+        git_dir: std::path::PathBuf::from("."),
     };
 
     // 1. Every check, the registry's and the jobs gate, concurrently. Reads only.
@@ -84,6 +95,13 @@ pub fn run(args: PromoteArgs) -> anyhow::Result<()> {
     });
     checked.problems.extend(gate);
     let checked_ms = started.elapsed().as_millis() as u64;
+
+    // Held aliases are not failures, but must be seen (Gitea shows no summary).
+    for a in &checked.aliases {
+        if let AliasStatus::Held(why) = &a.status {
+            crate::github::warning(&format!("{}: {why}", a.alias.reference()));
+        }
+    }
 
     // 2. Write, only when nothing failed.
     let stats = if checked.blocked() {

@@ -11,6 +11,7 @@ use futures_util::stream::{self, StreamExt as _};
 use skip_registry::manifest::ParsedManifest;
 use skip_registry::{Client, ErrorKind, Manifest, Probe, RepoRef};
 
+use super::order::{self, GitOrder, Verdict};
 use super::{Alias, AliasPlan, Options, SkippedAlias};
 use crate::config::Config;
 use crate::hash::ImageHash;
@@ -49,6 +50,9 @@ pub enum AliasStatus {
     Failed(String),
     /// Not written because something else failed first.
     NotAttempted(String),
+    /// Not moved on purpose: the alias holds a build of a newer commit, or the order of the two
+    /// commits cannot be told ([`super::order`]). Not a failure.
+    Held(String),
 }
 
 /// One alias with its digests.
@@ -124,6 +128,17 @@ pub struct Fetched {
     /// Per alias of the plan, in plan order: where it points now (`None`: no such tag), or why
     /// that could not be read.
     pub previous: Vec<Result<Option<String>, String>>,
+    /// Per image: `None` when no test stamp is required; else where its stamp
+    /// (`<content-tag>.tested`) points (`Ok(None)`: no stamp), or why it could not be read.
+    pub tested: Vec<Option<Result<Option<String>, String>>>,
+    /// Per alias: `None` when the alias would not move (absent, in place) or was not asked;
+    /// else the revision the image it points at now records, or why that could not be read.
+    pub alias_revisions: Vec<Option<Result<Option<String>, String>>>,
+    /// This run's commit ([`super::order::run_revision`]).
+    pub run_revision: Option<String>,
+    /// Per alias: how its recorded revision orders against this run's commit, where both are
+    /// commit ids ([`super::order::git_order`]).
+    pub orders: Vec<Option<GitOrder>>,
 }
 
 /// GET a manifest, asking again on 404 until `wait` has passed (exponential backoff from 200 ms,
@@ -164,8 +179,32 @@ pub async fn check(
     plan: AliasPlan,
     opts: &Options,
 ) -> Checked {
-    let fetched = fetch(client, config, hashes, from, &plan.aliases, opts).await;
+    let mut fetched = fetch(client, config, hashes, from, &plan.aliases, opts).await;
+    fetched.run_revision = opts.revision.clone();
+    fetched.orders = orders(&fetched, &opts.git_dir);
     judge(config, hashes, from, plan, fetched, opts.wait)
+}
+
+/// Ask git how each alias's recorded revision orders against this run's commit (local history
+/// only). `None` where there is nothing to order.
+pub fn orders(fetched: &Fetched, git_dir: &std::path::Path) -> Vec<Option<GitOrder>> {
+    let Some(run) = fetched
+        .run_revision
+        .as_deref()
+        .filter(|r| order::is_commit_id(r))
+    else {
+        return vec![None; fetched.alias_revisions.len()];
+    };
+    fetched
+        .alias_revisions
+        .iter()
+        .map(|r| match r {
+            Some(Ok(Some(rev))) if order::is_commit_id(rev) => {
+                Some(order::git_order(git_dir, rev, run))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Read what [`judge`] needs, concurrently: every content tag (with the 404 wait) and, at the
@@ -208,7 +247,32 @@ pub async fn fetch(
         })
         .buffered(concurrency)
         .collect::<Vec<Result<Option<Manifest>, String>>>();
-    let (read, previous) = futures_util::future::join(content_reads, previous_reads).await;
+    let stamp_reads = stream::iter(0..n)
+        .map(|i| {
+            let repo = repos[i];
+            let wanted = opts.tested.contains(&i);
+            let tag = order_stamp_tag(&hashes[i].tag);
+            async move {
+                if !wanted {
+                    return None;
+                }
+                Some(match tag {
+                    Err(e) => Err(format!("{e:#}")),
+                    Ok(tag) => match client.probe(repo, &tag).await {
+                        Probe::Present { digest, .. } => Ok(Some(digest)),
+                        Probe::Absent => Ok(None),
+                        Probe::Unknown { reason } => Err(reason),
+                    },
+                })
+            }
+        })
+        .buffered(concurrency)
+        .collect::<Vec<Option<Result<Option<String>, String>>>>();
+    let ((read, previous), tested) = futures_util::future::join(
+        futures_util::future::join(content_reads, previous_reads),
+        stamp_reads,
+    )
+    .await;
     let mut content: Vec<ContentRead> = read
         .into_iter()
         .map(|r| match r {
@@ -317,11 +381,44 @@ pub async fn fetch(
         }
     }
 
+    // 4. The revision recorded by the image each alias would move away from.
+    let alias_revisions: Vec<Option<Result<Option<String>, String>>> =
+        stream::iter(aliases.iter().zip(&previous))
+            .map(|(a, prev)| {
+                let target = match &content[a.image] {
+                    ContentRead::Found(f) => Some(f.manifest.digest.clone()),
+                    _ => None,
+                };
+                async move {
+                    let Ok(Some(prev)) = prev else { return None };
+                    if target.as_deref() == Some(prev.as_str()) || target.is_none() {
+                        return None;
+                    }
+                    Some(
+                        order::revision_of(client, &a.repo, prev)
+                            .await
+                            .map_err(|e| format!("{e:#}")),
+                    )
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+
     Fetched {
         content,
         details,
         previous,
+        tested,
+        alias_revisions,
+        run_revision: None,
+        orders: Vec::new(),
     }
+}
+
+/// The stamp tag, for [`fetch`].
+fn order_stamp_tag(content_tag: &str) -> anyhow::Result<String> {
+    super::stamp::stamp_tag(content_tag)
 }
 
 /// Judge the registry's answers: per image, whether it exists, has every configured platform
@@ -350,6 +447,10 @@ pub fn judge(
         content,
         mut details,
         previous,
+        tested,
+        alias_revisions,
+        run_revision,
+        orders,
     } = fetched;
     details.resize(n, Vec::new());
 
@@ -458,12 +559,45 @@ pub fn judge(
         reports[i].problems.extend(problems);
     }
 
-    // 4. The aliases, with what they point at now.
+    // 4. Test stamps, where required: on this very digest.
+    for (i, t) in tested.into_iter().enumerate().take(n) {
+        let Some(t) = t else { continue };
+        let stamp = format!(
+            "{}:{}",
+            config.images[i].repo,
+            super::stamp::stamp_tag(&hashes[i].tag).unwrap_or_else(|_| "?".into())
+        );
+        let Some(digest) = found[i].as_ref().map(|f| f.manifest.digest.as_str()) else {
+            continue; // missing content is reported above
+        };
+        match t {
+            Ok(Some(d)) if d == digest => reports[i]
+                .passed
+                .push(format!("tested (stamp {stamp})")),
+            Ok(Some(d)) => reports[i].problems.push(format!(
+                "not tested: the stamp {stamp} points at {}, not at this build {}: the tests passed for an earlier push of the tag; run the test job again",
+                crate::lineage::short_digest(&d),
+                crate::lineage::short_digest(digest)
+            )),
+            Ok(None) => reports[i].problems.push(format!(
+                "not tested: {stamp} does not exist: its test job failed, was skipped before it ever passed, or did not run `skip-action stamp`"
+            )),
+            Err(e) => reports[i]
+                .problems
+                .push(format!("could not read the test stamp {stamp}: {e}")),
+        }
+    }
+
+    // 5. The aliases, with what they point at now.
     let AliasPlan { aliases, skipped } = plan;
     let mut problems = Vec::new();
     let mut states = Vec::with_capacity(aliases.len());
     let mut previous = previous.into_iter();
+    let mut alias_revisions = alias_revisions.into_iter();
+    let mut orders = orders.into_iter();
     for a in aliases {
+        let revision = alias_revisions.next().flatten();
+        let git_order = orders.next().flatten();
         let digest = found[a.image].as_ref().map(|f| f.manifest.digest.clone());
         let previous = match previous.next() {
             Some(Ok(p)) => p,
@@ -482,11 +616,33 @@ pub fn judge(
                 None
             }
         };
-        let status = if digest.is_some() && digest == previous {
+        let mut status = if digest.is_some() && digest == previous {
             AliasStatus::InPlace
         } else {
             AliasStatus::Pending
         };
+        // 6. Never backwards: an alias that exists and would move is ordered by commit.
+        if status == AliasStatus::Pending && previous.is_some() && digest.is_some() {
+            match revision {
+                Some(Ok(rev)) => {
+                    match order::judge(run_revision.as_deref(), rev.as_deref(), git_order.as_ref()) {
+                        Verdict::Move(None) => {}
+                        Verdict::Move(Some(note)) => {
+                            tracing::info!(alias = %a.reference(), "{note}")
+                        }
+                        Verdict::Hold(why) => status = AliasStatus::Held(why),
+                    }
+                }
+                Some(Err(e)) => problems.push(format!(
+                    "could not read the revision of the image at {} (needed to never move it backwards): {e}",
+                    a.reference()
+                )),
+                None => problems.push(format!(
+                    "could not read the revision of the image at {} (needed to never move it backwards): not asked",
+                    a.reference()
+                )),
+            }
+        }
         states.push(AliasState {
             alias: a,
             digest,
@@ -649,6 +805,7 @@ mod tests {
             content,
             details,
             previous: vec![Ok(Some("sha256:base".into())), Ok(None)],
+            ..Fetched::default()
         };
         judge(
             &config,
@@ -793,6 +950,7 @@ mod tests {
             content: vec![base(), app_on(&["b1", "y"])],
             details: vec![],
             previous: vec![Ok(None), Err("HTTP 401".into())],
+            ..Fetched::default()
         };
         let c = judge(&config, &hashes, &from(), plan, fetched, Duration::ZERO);
         assert!(c.blocked());
@@ -801,6 +959,95 @@ mod tests {
             vec!["could not read the alias ghcr.io/acme/x:app-latest (needed for `previous` and rollback): HTTP 401"]
         );
         assert!(c.images.iter().all(|i| i.problems.is_empty()));
+    }
+
+    #[test]
+    fn a_test_stamp_counts_only_on_this_digest() {
+        let config = config();
+        let hashes = hashes(&config);
+        let run = |tested: Vec<Option<Result<Option<String>, String>>>| {
+            let plan = plan_aliases(&config, &hashes, None).unwrap();
+            let fetched = Fetched {
+                content: vec![base(), app_on(&["b1", "y"])],
+                previous: vec![Ok(Some("sha256:base".into())), Ok(None)],
+                tested,
+                ..Fetched::default()
+            };
+            judge(&config, &hashes, &from(), plan, fetched, Duration::ZERO)
+        };
+        // base not required; app stamped on its digest: passes.
+        let c = run(vec![None, Some(Ok(Some("sha256:app".into())))]);
+        assert!(!c.blocked(), "{:?}", c.all_problems());
+        assert!(c.images[1]
+            .passed
+            .contains(&"tested (stamp ghcr.io/acme/x:app-abc.tested)".to_string()));
+        // No stamp (a failed or never-run test), a stamp of an earlier push, an unreadable stamp.
+        for (t, want) in [
+            (
+                Ok(None),
+                "not tested: ghcr.io/acme/x:app-abc.tested does not exist",
+            ),
+            (
+                Ok(Some("sha256:old".into())),
+                "not tested: the stamp ghcr.io/acme/x:app-abc.tested points at",
+            ),
+            (Err("HTTP 503".into()), "could not read the test stamp"),
+        ] {
+            let c = run(vec![None, Some(t)]);
+            assert!(c.blocked());
+            assert!(
+                c.images[1].problems[0].starts_with(want),
+                "{:?}",
+                c.images[1].problems
+            );
+        }
+    }
+
+    #[test]
+    fn an_alias_holding_a_newer_build_is_held_not_failed() {
+        let config = config();
+        let hashes = hashes(&config);
+        let judged = |rev: Option<Result<Option<String>, String>>, order: Option<GitOrder>| {
+            let plan = plan_aliases(&config, &hashes, None).unwrap();
+            let fetched = Fetched {
+                content: vec![base(), app_on(&["b1", "y"])],
+                // app-latest points at another build now.
+                previous: vec![
+                    Ok(Some("sha256:base".into())),
+                    Ok(Some("sha256:other".into())),
+                ],
+                alias_revisions: vec![None, rev],
+                run_revision: Some("1".repeat(40)),
+                orders: vec![None, order],
+                ..Fetched::default()
+            };
+            judge(&config, &hashes, &from(), plan, fetched, Duration::ZERO)
+        };
+        let newer = Some(Ok(Some("2".repeat(40))));
+        let c = judged(newer.clone(), Some(GitOrder::Older));
+        assert!(!c.blocked(), "{:?}", c.all_problems());
+        let AliasStatus::Held(why) = &c.aliases[1].status else {
+            panic!("{:?}", c.aliases[1].status)
+        };
+        assert!(why.starts_with("not moved backwards"), "{why}");
+        assert_eq!(c.aliases[1].previous.as_deref(), Some("sha256:other"));
+        // Forwards, and nothing recorded: moved.
+        assert_eq!(
+            judged(newer, Some(GitOrder::Newer)).aliases[1].status,
+            AliasStatus::Pending
+        );
+        assert_eq!(
+            judged(Some(Ok(None)), None).aliases[1].status,
+            AliasStatus::Pending
+        );
+        // An unreadable revision blocks (nothing moves on a guess).
+        let c = judged(Some(Err("HTTP 500".into())), None);
+        assert!(c.blocked());
+        assert!(
+            c.problems[0].contains("never move it backwards"),
+            "{:?}",
+            c.problems
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@
 
 pub mod aliases;
 pub mod check;
+pub mod order;
 pub mod report;
+pub mod stamp;
 pub mod write;
 
 use std::time::Duration;
@@ -61,6 +63,13 @@ pub struct Options {
     pub dry_run: bool,
     /// Alias writes in flight at once.
     pub concurrency: usize,
+    /// Images (indexes into `config.images`) that must carry a test stamp on their current
+    /// digest (`--require-tested`, see [`stamp`]).
+    pub tested: Vec<usize>,
+    /// This run's commit, for the ordering of alias moves ([`order`]); `None`: unknown.
+    pub revision: Option<String>,
+    /// The checkout whose git history orders commits.
+    pub git_dir: std::path::PathBuf,
 }
 
 impl Default for Options {
@@ -69,6 +78,9 @@ impl Default for Options {
             wait: Duration::from_secs(10),
             dry_run: false,
             concurrency: DEFAULT_CONCURRENCY,
+            tested: Vec::new(),
+            revision: None,
+            git_dir: std::path::PathBuf::from("."),
         }
     }
 }

@@ -87,6 +87,7 @@ fn status_text(a: &AliasState) -> String {
         }
         AliasStatus::Failed(e) => format!("**FAILED**: {e}"),
         AliasStatus::NotAttempted(e) => format!("not moved: {e}"),
+        AliasStatus::Held(e) => format!("held: {e}"),
     }
 }
 
@@ -249,6 +250,7 @@ pub fn report_json(checked: &Checked, dry_run: bool) -> serde_json::Value {
                 AliasStatus::Moved => ("moved", None),
                 AliasStatus::Failed(e) => ("failed", Some(e.clone())),
                 AliasStatus::NotAttempted(e) => ("not_attempted", Some(e.clone())),
+                AliasStatus::Held(e) => ("held", Some(e.clone())),
             };
             json!({
                 "alias": a.alias.reference(), "image": a.alias.image_name,
