@@ -81,6 +81,9 @@ pub struct ImageSpec {
     pub variant: Option<String>,
     /// Layers of the image this one is built FROM: they come first, unchanged.
     pub parent_layers: Vec<BlobRef>,
+    /// Image config labels (`config.Labels`), e.g. `org.opencontainers.image.revision` as a
+    /// build job sets it.
+    pub labels: Vec<(String, String)>,
 }
 
 impl ImageSpec {
@@ -99,6 +102,7 @@ impl ImageSpec {
             architecture: "amd64".into(),
             variant: None,
             parent_layers: vec![],
+            labels: vec![],
         }
     }
     pub fn layers(mut self, n: usize) -> Self {
@@ -116,6 +120,11 @@ impl ImageSpec {
     }
     pub fn variant(mut self, v: &str) -> Self {
         self.variant = Some(v.into());
+        self
+    }
+    /// A config label (`config.Labels`).
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.push((key.into(), value.into()));
         self
     }
     /// Builds FROM `parent`: the parent's layers become this image's first layers.
@@ -401,6 +410,9 @@ impl Pusher {
         });
         if let Some(v) = &spec.variant {
             config["variant"] = json!(v);
+        }
+        for (k, v) in &spec.labels {
+            config["config"]["Labels"][k] = json!(v);
         }
         let config_bytes = serde_json::to_vec(&config)?;
         let config_digest = self.push_blob(repo, &config_bytes).await?;

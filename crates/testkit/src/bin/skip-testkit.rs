@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use skip_testkit::{ImageSpec, PushAuth, Pusher};
 
 const USAGE: &str = "usage:
-  skip-testkit push   HOST/REPO:TAG [--from HOST/REPO:TAG] [--docker] [--platform OS/ARCH]
+  skip-testkit push   HOST/REPO:TAG [--from HOST/REPO:TAG] [--docker] [--platform OS/ARCH] [--label KEY=VALUE]
   skip-testkit digest HOST/REPO:TAG
   skip-testkit layers HOST/REPO:TAG";
 
@@ -103,6 +103,11 @@ async fn run(args: &[String]) -> Result<ExitCode> {
                         let p = it.next().context("--platform needs OS/ARCH")?;
                         let (os, arch) = p.split_once('/').context("--platform needs OS/ARCH")?;
                         spec = spec.platform(os, arch);
+                    }
+                    "--label" => {
+                        let l = it.next().context("--label needs KEY=VALUE")?;
+                        let (k, v) = l.split_once('=').context("--label needs KEY=VALUE")?;
+                        spec = spec.label(k, v);
                     }
                     s if s.starts_with('-') => bail!("unknown flag {s}\n{USAGE}"),
                     s if target.is_none() => target = Some(Ref::parse(s)?),
