@@ -257,7 +257,60 @@ pub fn decide_outputs(
     o.set("plan", plan_json(config, hashes, decisions));
     o.set("dry_run", flag(dry_run));
     o.set("build_count", all.len().to_string());
+    per_image_outputs(&mut o, config, hashes, &build);
     o
+}
+
+/// Most images that get per-image outputs: the fixed-jobs workflow form is for small families,
+/// and 12,800 images would mean 25,600 outputs.
+pub const MAX_PER_IMAGE_OUTPUTS: usize = 256;
+
+/// An image name as an output name: ASCII letters, digits and `-` kept, `/` → `__`, anything
+/// else → `_` (`devbox/omos` → `devbox__omos`, `v1.2` → `v1_2`). Output names allow only
+/// `[A-Za-z0-9_-]`, and `needs.decide.outputs.need_build_devbox__omos` must be a valid expression.
+pub fn output_key(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        match c {
+            c if c.is_ascii_alphanumeric() || c == '-' => out.push(c),
+            '/' => out.push_str("__"),
+            _ => out.push('_'),
+        }
+    }
+    out
+}
+
+/// `need_build_<key>` (`true`/`false`) and `image_<key>` for every image: what a workflow with one
+/// fixed job per image guards each job with (Gitea before dynamic matrices). Names that collide
+/// after [`output_key`] get none (said in the log); so do families over
+/// [`MAX_PER_IMAGE_OUTPUTS`].
+fn per_image_outputs(o: &mut Outputs, config: &Config, hashes: &[ImageHash], build: &[usize]) {
+    if config.images.len() > MAX_PER_IMAGE_OUTPUTS {
+        tracing::info!(
+            images = config.images.len(),
+            "more than {MAX_PER_IMAGE_OUTPUTS} images: no per-image outputs (use the matrices)"
+        );
+        return;
+    }
+    let mut by_key: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for (i, s) in config.images.iter().enumerate() {
+        by_key.entry(output_key(&s.name)).or_default().push(i);
+    }
+    for (key, idx) in by_key {
+        if let [i] = idx[..] {
+            o.set(&format!("need_build_{key}"), build.contains(&i).to_string());
+            o.set(&format!("image_{key}"), hashes[i].image.clone());
+        } else {
+            let names: Vec<&str> = idx
+                .iter()
+                .map(|&i| config.images[i].name.as_str())
+                .collect();
+            tracing::warn!(
+                "images {} have the same output name need_build_{key}: no per-image outputs for them (rename one)",
+                names.join(", ")
+            );
+        }
+    }
 }
 
 /// The `plan` output: every image, built or not.
@@ -427,6 +480,14 @@ mod tests {
         }
         let v: serde_json::Value = serde_json::from_str(&matrix_json(&es, 2)).unwrap();
         assert!(v["include"].as_array().unwrap().len() <= 2);
+    }
+
+    #[test]
+    fn output_keys_are_valid_output_names() {
+        assert_eq!(output_key("base"), "base");
+        assert_eq!(output_key("devbox/omos-with-pi"), "devbox__omos-with-pi");
+        assert_eq!(output_key("app/v1.14+x"), "app__v1_14_x");
+        assert_eq!(output_key("app/é"), "app___");
     }
 
     #[test]

@@ -817,6 +817,19 @@ fn require_jobs_gates_on_the_runs_jobs() {
     assert_eq!(run.code(), Some(1));
     assert!(stderr(&run.out).contains("no job of this run matches `tset`"));
 
+    // An API that lists no jobs at all (Gitea 1.25) is said as such, not as "no job matches".
+    let empty = FakeApi::start(serde_json::json!([]));
+    let e_empty = env(&api(&empty));
+    let e_empty: Vec<(&str, &str)> = e_empty
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let run = promote(&ws, &["--wait", "0", "--require-jobs", "test"], &e_empty);
+    assert_eq!(run.code(), Some(1), "{}", run.log());
+    let err = stderr(&run.out);
+    assert!(err.contains("answered with no jobs at all"), "{err}");
+    assert!(!err.contains("no job of this run matches"), "{err}");
+
     let passing = FakeApi::start(serde_json::json!([
         job("build (base, linux/amd64)", Some("success")),
         job("test", Some("success")),
