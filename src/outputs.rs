@@ -261,56 +261,27 @@ pub fn decide_outputs(
     o
 }
 
-/// Most images that get per-image outputs: the fixed-jobs workflow form is for small families,
-/// and 12,800 images would mean 25,600 outputs.
-pub const MAX_PER_IMAGE_OUTPUTS: usize = 256;
-
-/// An image name as an output name: ASCII letters, digits and `-` kept, `/` → `__`, anything
-/// else → `_` (`devbox/omos` → `devbox__omos`, `v1.2` → `v1_2`). Output names allow only
-/// `[A-Za-z0-9_-]`, and `needs.decide.outputs.need_build_devbox__omos` must be a valid expression.
-pub fn output_key(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for c in name.chars() {
-        match c {
-            c if c.is_ascii_alphanumeric() || c == '-' => out.push(c),
-            '/' => out.push_str("__"),
-            _ => out.push('_'),
-        }
-    }
-    out
-}
-
-/// `need_build_<key>` (`true`/`false`) and `image_<key>` for every image: what a workflow with one
-/// fixed job per image guards each job with (Gitea before dynamic matrices). Names that collide
-/// after [`output_key`] get none (said in the log); so do families over
-/// [`MAX_PER_IMAGE_OUTPUTS`].
+/// `images_need_build` (image name → `true`/`false`) and `images` (image name → image reference
+/// with its content tag): what a workflow with one fixed job per image (Gitea before dynamic
+/// matrices) guards and builds each job with, as
+/// `fromJSON(needs.decide.outputs.images_need_build)['devbox/omos']`. One JSON object each, not
+/// one output per image: a composite action can only forward outputs it declares, and bracket
+/// indexing takes names with `/` as they are.
 fn per_image_outputs(o: &mut Outputs, config: &Config, hashes: &[ImageHash], build: &[usize]) {
-    if config.images.len() > MAX_PER_IMAGE_OUTPUTS {
-        tracing::info!(
-            images = config.images.len(),
-            "more than {MAX_PER_IMAGE_OUTPUTS} images: no per-image outputs (use the matrices)"
-        );
-        return;
-    }
-    let mut by_key: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    let mut need = serde_json::Map::new();
+    let mut refs = serde_json::Map::new();
     for (i, s) in config.images.iter().enumerate() {
-        by_key.entry(output_key(&s.name)).or_default().push(i);
+        need.insert(s.name.clone(), serde_json::Value::Bool(build.contains(&i)));
+        refs.insert(
+            s.name.clone(),
+            serde_json::Value::String(hashes[i].image.clone()),
+        );
     }
-    for (key, idx) in by_key {
-        if let [i] = idx[..] {
-            o.set(&format!("need_build_{key}"), build.contains(&i).to_string());
-            o.set(&format!("image_{key}"), hashes[i].image.clone());
-        } else {
-            let names: Vec<&str> = idx
-                .iter()
-                .map(|&i| config.images[i].name.as_str())
-                .collect();
-            tracing::warn!(
-                "images {} have the same output name need_build_{key}: no per-image outputs for them (rename one)",
-                names.join(", ")
-            );
-        }
-    }
+    o.set(
+        "images_need_build",
+        serde_json::Value::Object(need).to_string(),
+    );
+    o.set("images", serde_json::Value::Object(refs).to_string());
 }
 
 /// The `plan` output: every image, built or not.
@@ -480,14 +451,6 @@ mod tests {
         }
         let v: serde_json::Value = serde_json::from_str(&matrix_json(&es, 2)).unwrap();
         assert!(v["include"].as_array().unwrap().len() <= 2);
-    }
-
-    #[test]
-    fn output_keys_are_valid_output_names() {
-        assert_eq!(output_key("base"), "base");
-        assert_eq!(output_key("devbox/omos-with-pi"), "devbox__omos-with-pi");
-        assert_eq!(output_key("app/v1.14+x"), "app__v1_14_x");
-        assert_eq!(output_key("app/é"), "app___");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use skip_testkit::{ImageSpec, TestRegistry};
 const BIN: &str = env!("CARGO_BIN_EXE_skip-action");
 
 /// The inputs of the contract (README), exactly.
-const INPUTS: [&str; 14] = [
+const INPUTS: [&str; 18] = [
     "command",
     "config",
     "dry-run",
@@ -29,6 +29,10 @@ const INPUTS: [&str; 14] = [
     "token",
     "require-jobs",
     "aliases",
+    "require-tested",
+    "revision",
+    "images",
+    "digest",
     "on-registry-error",
     "binary",
     "download-url",
@@ -36,7 +40,7 @@ const INPUTS: [&str; 14] = [
 /// Inputs the action itself consumes (install.sh, or the choice of command) rather than a flag.
 const ACTION_ONLY: [&str; 3] = ["command", "binary", "download-url"];
 
-const DECIDE_OUTPUTS: [&str; 14] = [
+const DECIDE_OUTPUTS: [&str; 16] = [
     "need_build",
     "base_need_build",
     "base_image",
@@ -49,10 +53,13 @@ const DECIDE_OUTPUTS: [&str; 14] = [
     "levels_need_build",
     "plan",
     "plan_file",
+    "images_need_build",
+    "images",
     "dry_run",
     "build_count",
 ];
 const PROMOTE_OUTPUTS: [&str; 2] = ["promoted", "previous"];
+const STAMP_OUTPUTS: [&str; 1] = ["stamped"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -164,7 +171,13 @@ fn every_input_is_a_flag_of_the_binary() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let all = format!("{}\n{}\n{}", help("decide"), help("promote"), help("hash"));
+    let all = format!(
+        "{}\n{}\n{}\n{}",
+        help("decide"),
+        help("promote"),
+        help("hash"),
+        help("stamp")
+    );
     for i in INPUTS.iter().filter(|i| !ACTION_ONLY.contains(i)) {
         let name = env_name(i);
         assert!(
@@ -268,6 +281,14 @@ fn output_names(text: &str) -> BTreeSet<String> {
 /// Runs the binary as the action would (INPUT_COMMAND, no arguments) in `dir`; returns the names
 /// written to `$GITHUB_OUTPUT` and whether it succeeded.
 fn run_action_style(dir: &Path, command: &str) -> (BTreeSet<String>, bool, String) {
+    run_action_style_env(dir, command, &[])
+}
+
+fn run_action_style_env(
+    dir: &Path,
+    command: &str,
+    env: &[(&str, &str)],
+) -> (BTreeSet<String>, bool, String) {
     let out = dir.join(format!("output-{command}"));
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir);
@@ -276,6 +297,7 @@ fn run_action_style(dir: &Path, command: &str) -> (BTreeSet<String>, bool, Strin
             cmd.env_remove(k);
         }
     }
+    cmd.envs(env.iter().copied());
     let o = cmd
         .env("INPUT_COMMAND", command)
         .env("INPUT_WAIT", "0")
@@ -307,7 +329,11 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
             "output {o} has no description"
         );
     }
-    for o in DECIDE_OUTPUTS.iter().chain(&PROMOTE_OUTPUTS) {
+    for o in DECIDE_OUTPUTS
+        .iter()
+        .chain(&PROMOTE_OUTPUTS)
+        .chain(&STAMP_OUTPUTS)
+    {
         assert!(declared.contains(*o), "output {o} is not declared");
     }
 
@@ -359,7 +385,14 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
         }
     });
 
-    let (promote, ok, log) = run_action_style(dir.path(), "promote");
+    // A test job passed: stamp (as the action runs it), then promote requires the stamps.
+    let (stamp, ok, log) = run_action_style_env(dir.path(), "stamp", &[("INPUT_IMAGES", "all")]);
+    assert!(ok, "stamp failed:\n{log}");
+    let want: BTreeSet<String> = STAMP_OUTPUTS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(stamp, want, "stamp writes exactly the stamp outputs");
+
+    let (promote, ok, log) =
+        run_action_style_env(dir.path(), "promote", &[("INPUT_REQUIRE_TESTED", "all")]);
     assert!(ok, "promote failed:\n{log}");
     for o in PROMOTE_OUTPUTS {
         assert!(
@@ -373,7 +406,7 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
         promote.intersection(&decide).collect::<Vec<_>>()
     );
     // action.yml forwards exactly what the two commands write: nothing missing, nothing extra.
-    let written: BTreeSet<String> = decide.union(&promote).cloned().collect();
+    let written: BTreeSet<String> = decide.union(&promote).chain(&stamp).cloned().collect();
     assert_eq!(
         declared, written,
         "action.yml outputs vs the names decide and promote write"
