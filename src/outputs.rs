@@ -261,12 +261,13 @@ pub fn decide_outputs(
     o
 }
 
-/// `images_need_build` (image name → `true`/`false`) and `images` (image name → image reference
-/// with its content tag): what a workflow with one fixed job per image (Gitea before dynamic
-/// matrices) guards and builds each job with, as
-/// `fromJSON(needs.decide.outputs.images_need_build)['devbox/omos']`. One JSON object each, not
-/// one output per image: a composite action can only forward outputs it declares, and bracket
-/// indexing takes names with `/` as they are.
+/// `images_need_build` (image name → `true`/`false`) and `images` (image name → its matrix entry:
+/// `image`, `tags`, `build_args`, `dockerfile`, `context`, `platforms`, …): what a workflow with
+/// one fixed job per image (Gitea before dynamic matrices) guards and builds each job with, as
+/// `fromJSON(steps.d.outputs.images_need_build)['devbox/omos']`. The build settings come from the
+/// config through decide, never retyped in the workflow, where they could drift from what the
+/// hash covers. One JSON object each, not one output per image: a composite action forwards only
+/// the outputs it declares, and bracket indexing takes names with `/` as they are.
 fn per_image_outputs(o: &mut Outputs, config: &Config, hashes: &[ImageHash], build: &[usize]) {
     let mut need = serde_json::Map::new();
     let mut refs = serde_json::Map::new();
@@ -274,7 +275,7 @@ fn per_image_outputs(o: &mut Outputs, config: &Config, hashes: &[ImageHash], bui
         need.insert(s.name.clone(), serde_json::Value::Bool(build.contains(&i)));
         refs.insert(
             s.name.clone(),
-            serde_json::Value::String(hashes[i].image.clone()),
+            serde_json::to_value(matrix_entry(s, &hashes[i])).unwrap_or_default(),
         );
     }
     o.set(

@@ -161,7 +161,7 @@ fn base_published_builds_only_variants() {
     assert_eq!(need["devbox/omos-with-pi"], true);
     assert_eq!(need.as_object().unwrap().len(), tags.len());
     assert_eq!(
-        d.json("images")["devbox/omos"],
+        d.json("images")["devbox/omos"]["image"],
         format!("{}/acme/devbox:{}", reg.host(), tags["devbox/omos"])
     );
 }
