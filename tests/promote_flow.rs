@@ -358,7 +358,7 @@ fn an_older_run_finishing_last_leaves_the_aliases_where_they_are() {
             "{a}"
         );
     }
-    assert_eq!(r.outputs["changed"], "false");
+    assert_eq!(r.outputs["changed"], "");
     assert!(
         stderr(&r.out).contains("not moved backwards"),
         "{}",
