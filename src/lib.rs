@@ -12,7 +12,7 @@
 //! | [`lineage`] | what a content tag holds per platform, and whether it sits on its parent (decide and promote share it) |
 //! | [`plan`] | build or reuse, and why, from the registry's answers |
 //! | [`outputs`] | matrices, the `plan` JSON and the summary of `decide` |
-//! | [`promote`] | the alias plan, the checks (fetch, then a pure judge), the writes, the report |
+//! | [`promote`] | the alias plan, the checks (fetch, then a pure judge), test stamps, the order of racing runs, the writes, the report |
 //! | [`registry`] | the edge to the OCI registry (`skip-registry`): client, credentials, probes |
 //! | [`github`] | the runner: `$GITHUB_OUTPUT`, the step summary, annotations, masking, the jobs API |
 //! | [`error`] | which errors are the user's to fix (exit 2) |

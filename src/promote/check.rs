@@ -251,7 +251,7 @@ pub async fn fetch(
         .map(|i| {
             let repo = repos[i];
             let wanted = opts.tested.contains(&i);
-            let tag = order_stamp_tag(&hashes[i].tag);
+            let tag = super::stamp::stamp_tag(&hashes[i].tag);
             async move {
                 if !wanted {
                     return None;
@@ -414,11 +414,6 @@ pub async fn fetch(
         run_revision: None,
         orders: Vec::new(),
     }
-}
-
-/// The stamp tag, for [`fetch`].
-fn order_stamp_tag(content_tag: &str) -> anyhow::Result<String> {
-    super::stamp::stamp_tag(content_tag)
 }
 
 /// Judge the registry's answers: per image, whether it exists, has every configured platform

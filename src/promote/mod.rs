@@ -11,8 +11,10 @@
 //!    now; [`check::judge`] — a pure function of those answers, unit-tested like
 //!    [`crate::plan::decide`] — says whether every image built `FROM` a parent really sits on that
 //!    parent's current layers, per platform (a variant built on last week's base is stale even
-//!    though its tag exists), whether every configured platform is there, and what each alias
-//!    would do. Nothing is written.
+//!    though its tag exists), whether every configured platform is there, whether each image
+//!    that must be tested carries a test stamp on its current digest ([`stamp`]), and what each
+//!    alias would do — including holding an alias that a newer run already moved ([`order`]).
+//!    Nothing is written.
 //! 3. **Stop if anything failed.** No alias moves.
 //! 4. **Write** ([`write::apply`](fn@write::apply)): content for aliases in another repository is copied first, by
 //!    digest (blobs mounted or streamed, child manifests by digest; no tag changes), and only when
