@@ -12,13 +12,15 @@ use common::*;
 use skip_testkit::{FaultProxy, ImageSpec, TestRegistry, TokenOptions};
 
 /// The outputs `decide` writes, by name (a contract).
-const DECIDE_OUTPUTS: [&str; 14] = [
+const DECIDE_OUTPUTS: [&str; 16] = [
     "base_hash",
     "base_image",
     "base_need_build",
     "base_tag",
     "build_count",
     "dry_run",
+    "images",
+    "images_need_build",
     "levels_need_build",
     "matrix",
     "matrix_levels",
