@@ -261,6 +261,9 @@ pub fn decide_outputs(
     o
 }
 
+/// Most images whose build settings the `images` output carries.
+pub const MAX_IMAGES_OUTPUT: usize = 256;
+
 /// `images_need_build` (image name → `true`/`false`) and `images` (image name → its matrix entry:
 /// `image`, `tags`, `build_args`, `dockerfile`, `context`, `platforms`, …): what a workflow with
 /// one fixed job per image (Gitea before dynamic matrices) guards and builds each job with, as
@@ -268,15 +271,29 @@ pub fn decide_outputs(
 /// config through decide, never retyped in the workflow, where they could drift from what the
 /// hash covers. One JSON object each, not one output per image: a composite action forwards only
 /// the outputs it declares, and bracket indexing takes names with `/` as they are.
+///
+/// `images` is `{}` past [`MAX_IMAGES_OUTPUT`] images (a matrix entry is about half a KiB, and
+/// GitHub caps a job output at 1 MB); a fixed job then finds no settings and builds nothing, and
+/// promote blocks on the missing tag, never a silent skip. `images_need_build` is always complete.
 fn per_image_outputs(o: &mut Outputs, config: &Config, hashes: &[ImageHash], build: &[usize]) {
+    let build: std::collections::BTreeSet<usize> = build.iter().copied().collect();
     let mut need = serde_json::Map::new();
     let mut refs = serde_json::Map::new();
+    let with_settings = config.images.len() <= MAX_IMAGES_OUTPUT;
+    if !with_settings {
+        tracing::info!(
+            images = config.images.len(),
+            "more than {MAX_IMAGES_OUTPUT} images: the `images` output is empty (one fixed job per image is for small families; use the matrices)"
+        );
+    }
     for (i, s) in config.images.iter().enumerate() {
         need.insert(s.name.clone(), serde_json::Value::Bool(build.contains(&i)));
-        refs.insert(
-            s.name.clone(),
-            serde_json::to_value(matrix_entry(s, &hashes[i])).unwrap_or_default(),
-        );
+        if with_settings {
+            refs.insert(
+                s.name.clone(),
+                serde_json::to_value(matrix_entry(s, &hashes[i])).unwrap_or_default(),
+            );
+        }
     }
     o.set(
         "images_need_build",

@@ -459,6 +459,14 @@ fn many_images_use_tags_list_and_batch_within_max_jobs() {
             assert_eq!(plan[name].0, !present, "{name}");
         }
     }
+    // Per image: the guard agrees with the plan, and every image has its build settings.
+    let need = d.json("images_need_build");
+    let images = d.json("images");
+    for (name, (build, _)) in &plan {
+        assert_eq!(need[name.as_str()], *build, "{name}");
+        assert_eq!(images[name.as_str()]["tag"], tags[name.as_str()], "{name}");
+    }
+    assert_eq!(need.as_object().unwrap().len(), 121);
     let m = d.json("matrix");
     let inc = m["include"].as_array().unwrap();
     assert!(inc.len() <= 10, "{}", inc.len());

@@ -153,6 +153,13 @@ fn decide_for_12800_images_in_one_repository() {
     let all: BTreeSet<String> = to_build.values().flatten().cloned().collect();
     assert_eq!(out["build_count"], all.len().to_string());
     assert_eq!(all.len(), 6400);
+    // Per image: every guard, but no build settings at this size (one fixed job per image is for
+    // small families).
+    let need: serde_json::Value = serde_json::from_str(&out["images_need_build"]).unwrap();
+    let need = need.as_object().unwrap();
+    assert_eq!(need.len(), n);
+    assert_eq!(need.values().filter(|v| **v == true).count(), 6400);
+    assert_eq!(out["images"], "{}");
 
     // Batching: every matrix at or under max-jobs (default 256), each image once, levels apart.
     for (k, want) in [("matrix", &all), ("variants_matrix", &all)] {
