@@ -10,6 +10,7 @@
 //! | [`inputs`] | per image: Dockerfile analysis and which context entries it can see |
 //! | [`hash`] | the versioned, length-prefixed content hash of every image |
 //! | [`lineage`] | what a content tag holds per platform, and whether it sits on its parent (decide and promote share it) |
+//! | [`fanout`] | `runners:`: per-platform tags, which platforms to build, the index `merge` writes |
 //! | [`plan`] | build or reuse, and why, from the registry's answers |
 //! | [`outputs`] | matrices, the `plan` JSON and the summary of `decide` |
 //! | [`promote`] | the alias plan, the checks (fetch, then a pure judge), test stamps, the order of racing runs, the writes, the report |
@@ -26,6 +27,7 @@ pub mod commands;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod fanout;
 pub mod github;
 pub mod hash;
 pub mod inputs;

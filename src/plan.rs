@@ -78,7 +78,8 @@ impl Force {
         Ok(Force::Names(names))
     }
 
-    fn covers(&self, name: &str) -> bool {
+    /// Whether `name` (an expanded image name) is forced.
+    pub fn covers(&self, name: &str) -> bool {
         match self {
             Force::None => false,
             Force::All => true,
@@ -117,6 +118,12 @@ pub struct Decision {
     pub exists: Option<bool>,
     pub digest: Option<String>,
     pub reason: String,
+    /// With `runners:`, the platforms to build (a subset of the image's; see
+    /// [`crate::fanout::refine`]). `None`: every platform, in one job (no `runners:`).
+    pub platforms: Option<Vec<String>>,
+    /// With `runners:`, whether `merge` must write the content tag (missing, lacking a platform,
+    /// or a platform rebuilt).
+    pub merge: bool,
 }
 
 /// Which images are built whatever their parents' layers say: forced, tag not known to exist,
@@ -231,6 +238,8 @@ pub fn decide_checked(
             exists,
             digest,
             reason,
+            platforms: None,
+            merge: false,
         });
     }
     Ok(out)

@@ -81,6 +81,10 @@ pub struct ImageSpec {
     pub target: Option<String>,
     /// Platforms, sorted and deduplicated.
     pub platforms: Vec<String>,
+    /// Platform (as in `platforms`) → runner label, from `runners:`. Empty: the image is built
+    /// in one job for all its platforms (no per-platform fan-out, no `merge`). Otherwise it has
+    /// exactly one entry per platform (checked by the config).
+    pub runners: BTreeMap<String, String>,
     /// Extra input globs, relative to the working directory.
     pub inputs: Vec<String>,
     /// Which context paths count.
@@ -200,6 +204,11 @@ impl Config {
     /// `file: line N: `key`` for a message about `key` (the line where the text shows it).
     pub fn at(&self, key: &KeyPath) -> String {
         at(&self.path, &self.text, key)
+    }
+
+    /// Whether any image is built per platform (`runners:`).
+    pub fn per_platform(&self) -> bool {
+        self.images.iter().any(|i| !i.runners.is_empty())
     }
 
     /// Look an image up by its expanded name, with a helpful error.

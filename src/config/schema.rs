@@ -33,6 +33,9 @@ pub struct RawConfig {
     /// Image keys every image starts from (its own keys win; `args` and `vars` merge).
     #[serde(default)]
     pub defaults: Option<RawDefaults>,
+    /// Platform → label of the runner that builds it natively (`linux/arm64: ubuntu-24.04-arm`): every image is then built one platform per job, and `merge` writes its content tag as one index.
+    #[serde(default)]
+    pub runners: Option<IndexMap<String, String>>,
     /// The images, in the order the user wrote them.
     pub images: IndexMap<String, RawImage>,
 }
@@ -122,6 +125,9 @@ pub struct RawImage {
     /// Platforms built, e.g. `[linux/amd64, linux/arm64]` (default: the top-level `platforms`).
     #[serde(default)]
     pub platforms: Option<Vec<String>>,
+    /// Platform → runner label for this image, over the top-level `runners:` (its platforms must be the image's).
+    #[serde(default)]
+    pub runners: Option<IndexMap<String, String>>,
     /// Extra globs (relative to the repository root) that feed the hash; each must match something.
     #[serde(default)]
     pub inputs: Option<Vec<String>>,

@@ -137,6 +137,7 @@ pub(super) fn render(
             parents: Vec::new(),
             target: common.target.clone(),
             platforms: common.platforms.clone(),
+            runners: common.runners.clone(),
             inputs: common.inputs.value.clone(),
             scope: common.scope,
             upstream: common.upstream,

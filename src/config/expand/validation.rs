@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
+use indexmap::IndexMap;
 use skip_registry::RepoRef;
 
 use super::{Ctx, BUILTIN_VARS};
@@ -42,6 +43,8 @@ pub(super) struct Common {
     pub promote: Vec<PromoteSpec>,
     pub target: Option<String>,
     pub platforms: Vec<String>,
+    /// Platform → runner label (`runners:`); empty without.
+    pub runners: BTreeMap<String, String>,
     pub inputs: Located<Vec<String>>,
     pub scope: ContextScope,
     pub upstream: Upstream,
@@ -190,6 +193,8 @@ pub(super) fn image(
     }
     platforms.sort();
     platforms.dedup();
+    let runners = runners_for(&platforms, img.runners.as_ref(), raw.runners.as_ref(), key)
+        .map_err(|(k, m)| cx.err(&k, m))?;
     let target = img.target.clone().or_else(|| d.target.clone());
     if target.as_ref().is_some_and(|t| t.trim().is_empty()) {
         return Err(cx.err(
@@ -212,6 +217,7 @@ pub(super) fn image(
         promote,
         target,
         platforms,
+        runners,
         inputs,
         scope: img.context_scope.or(d.context_scope).unwrap_or_default(),
         upstream: img.upstream.or(d.upstream).unwrap_or_default(),
@@ -438,6 +444,95 @@ pub(super) fn check_rel_path(p: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The runner label of each of an image's platforms: the image's own `runners:` over the
+/// top-level one, per platform. Either every platform has a runner or none does: a platform
+/// without one would be silently dropped from the per-platform matrix and `merge` would refuse
+/// the image, so it is refused here, naming the platforms and the key. Errors are (key, message).
+fn runners_for(
+    platforms: &[String],
+    own: Option<&IndexMap<String, String>>,
+    top: Option<&IndexMap<String, String>>,
+    key: &str,
+) -> Result<BTreeMap<String, String>, (KeyPath, String)> {
+    use skip_registry::PlatformKey;
+    let mut out = BTreeMap::new();
+    if own.is_none() && top.is_none() {
+        return Ok(out);
+    }
+    let check = |map: &IndexMap<String, String>, at: &KeyPath| -> Result<(), (KeyPath, String)> {
+        for (p, label) in map {
+            validate_platform(p).map_err(|m| (at.key(p), m))?;
+            let l = label.trim();
+            if l.is_empty() || l.len() > 200 || l.chars().any(|c| c.is_control()) {
+                return Err((
+                    at.key(p),
+                    format!("`{label}` is not a runner label; write the label of the runner that builds {p} natively, e.g. ubuntu-24.04-arm"),
+                ));
+            }
+        }
+        Ok(())
+    };
+    if let Some(t) = top {
+        check(t, &KeyPath::root("runners"))?;
+    }
+    let own_at = KeyPath::image(key).key("runners");
+    if let Some(o) = own {
+        check(o, &own_at)?;
+        for p in o.keys() {
+            let k = PlatformKey::parse(p).map_err(|m| (own_at.key(p), m))?;
+            if !platforms
+                .iter()
+                .any(|q| PlatformKey::parse(q).is_ok_and(|q| q == k))
+            {
+                return Err((
+                    own_at.key(p),
+                    format!(
+                        "{p} is not one of the image's platforms ({}); add it to `platforms:` or remove the runner",
+                        if platforms.is_empty() { "none".to_string() } else { platforms.join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+    if platforms.is_empty() {
+        return Err((
+            KeyPath::image(key).key("platforms"),
+            "`runners:` builds one job per platform, but the image lists no `platforms:`; list them (e.g. [linux/amd64, linux/arm64]) at the top level or on the image".into(),
+        ));
+    }
+    let find = |map: Option<&IndexMap<String, String>>, p: &str| -> Option<String> {
+        let k = PlatformKey::parse(p).ok()?;
+        map?.iter()
+            .find(|(q, _)| PlatformKey::parse(q).is_ok_and(|q| q == k))
+            .map(|(_, l)| l.trim().to_string())
+    };
+    let mut missing = Vec::new();
+    for p in platforms {
+        match find(own, p).or_else(|| find(top, p)) {
+            Some(l) => {
+                out.insert(p.clone(), l);
+            }
+            None => missing.push(p.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err((
+            if own.is_some() {
+                own_at
+            } else {
+                KeyPath::root("runners")
+            },
+            format!(
+                "image `{key}` builds {} but no runner is given for {}; add `{}: <runner label>`",
+                platforms.join(", "),
+                missing.join(", "),
+                missing[0]
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// `os/arch[/variant]`, lower-case: the registry crate's grammar, the one every later
