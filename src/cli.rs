@@ -39,6 +39,8 @@ pub enum Command {
     Schema,
     /// After a test job passed: tag each image's tested manifest `<content-tag>.tested`, the stamp `promote --require-tested` accepts.
     Stamp(StampArgs),
+    /// Write each image's content tag as one multi-platform index of its per-platform images (`runners:`); refuse an image with a platform missing.
+    Merge(MergeArgs),
 }
 
 /// Flags every command shares.
@@ -200,6 +202,24 @@ pub struct StampArgs {
         value_parser = wait_seconds
     )]
     pub wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Image names, comma- or space-separated (decide's `merge_levels[N]`); default every image
+    /// with `runners:` whose content tag is missing or lacks a platform.
+    #[arg(long, env = "INPUT_IMAGES", value_name = "NAME,…")]
+    pub images: Option<String>,
+    /// Read everything and show the index each image would get, but write nothing.
+    #[arg(long, env = "INPUT_DRY_RUN", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub dry_run: bool,
+    /// Print the result as JSON on stdout (instead of the summary).
+    #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
+    pub json: bool,
 }
 
 /// A [`ValueEnum`] from a flag or `INPUT_*` value, surrounding whitespace ignored (a YAML block

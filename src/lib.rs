@@ -14,6 +14,7 @@
 //! | [`plan`] | build or reuse, and why, from the registry's answers |
 //! | [`outputs`] | matrices, the `plan` JSON and the summary of `decide` |
 //! | [`promote`] | the alias plan, the checks (fetch, then a pure judge), test stamps, the order of racing runs, the writes, the report |
+//! | [`merge`] | `merge`'s reads and writes: per-platform images into the content tag's index |
 //! | [`registry`] | the edge to the OCI registry (`skip-registry`): client, credentials, probes |
 //! | [`github`] | the runner: `$GITHUB_OUTPUT`, the step summary, annotations, masking, the jobs API |
 //! | [`error`] | which errors are the user's to fix (exit 2) |
@@ -32,6 +33,7 @@ pub mod github;
 pub mod hash;
 pub mod inputs;
 pub mod lineage;
+pub mod merge;
 pub mod outputs;
 pub mod plan;
 pub mod promote;

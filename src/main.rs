@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Bake(a) => commands::bake::run(a),
         cli::Command::Schema => commands::schema::run(),
         cli::Command::Stamp(a) => commands::stamp::run(a),
+        cli::Command::Merge(a) => commands::merge::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,6 +30,12 @@ pub struct MatrixEntry {
     pub target: String,
     pub level: usize,
     pub parents: String,
+    /// With `runners:`: the one platform this entry builds (`linux/arm64`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// With `runners:`: the label of the runner that builds it (`runs-on: ${{ matrix.runner }}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
 }
 
 /// A batch of images for one job, when there are more images than jobs.
@@ -43,6 +49,12 @@ pub struct Batch {
     /// The same names as bake targets (`/` → `_`), space-separated.
     pub targets: String,
     pub level: usize,
+    /// With `runners:`: the one platform every image of the batch builds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// With `runners:`: the one runner of the batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
 }
 
 /// One image in the `plan` output.
@@ -61,6 +73,12 @@ pub struct PlanEntry<'a> {
     pub exists: Option<bool>,
     pub digest: Option<&'a str>,
     pub reason: &'a str,
+    /// With `runners:`: the platforms to build.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_platforms: Option<&'a [String]>,
+    /// With `runners:`: whether `merge` writes the content tag.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merge: bool,
 }
 
 /// A bake target name for an image (`devbox/omos` → `devbox_omos`).
@@ -96,7 +114,35 @@ pub fn matrix_entry(spec: &ImageSpec, hash: &ImageHash) -> MatrixEntry {
             .map(|p| p.name.as_str())
             .collect::<Vec<_>>()
             .join(","),
+        platform: None,
+        runner: None,
     }
+}
+
+/// The entries of one image to build: one (all platforms, pushing the content tag) without
+/// `runners:`; with them, one per platform to build, each pushing its per-platform tag on its
+/// platform's runner. `build_args` stay the parents' content tags: in the documented pipeline a
+/// level's platform jobs run after the previous level's `merge`, so each parent's content tag
+/// is an index the job pulls its own platform from.
+pub fn image_entries(spec: &ImageSpec, hash: &ImageHash, decision: &Decision) -> Vec<MatrixEntry> {
+    let base = matrix_entry(spec, hash);
+    if spec.runners.is_empty() {
+        return vec![base];
+    }
+    let platforms = decision.platforms.as_ref().unwrap_or(&spec.platforms);
+    platforms
+        .iter()
+        .map(|p| {
+            let tag = crate::fanout::platform_tag(&hash.tag, p);
+            MatrixEntry {
+                tags: format!("{}:{tag}", spec.repository),
+                platforms: p.clone(),
+                platform: Some(p.clone()),
+                runner: Some(crate::fanout::runner_of(spec, p).to_string()),
+                ..base.clone()
+            }
+        })
+        .collect()
 }
 
 /// `{"include":[…]}` of the given entries, batched when over `max_jobs`.
@@ -112,12 +158,32 @@ pub fn matrix_json(entries: &[MatrixEntry], max_jobs: usize) -> String {
         .unwrap_or_else(|_| r#"{"include":[]}"#.into());
     }
     let jobs = max_jobs.max(1);
+    // A batch never mixes platforms or runners (one job runs on one runner and builds for its
+    // platform): entries are grouped by (platform, runner) first, in order of appearance.
+    let mut groups: Vec<Vec<&MatrixEntry>> = Vec::new();
+    for e in entries {
+        match groups
+            .iter_mut()
+            .find(|g| g[0].platform == e.platform && g[0].runner == e.runner)
+        {
+            Some(g) => g.push(e),
+            None => groups.push(vec![e]),
+        }
+    }
     // Batches never mix levels when that fits: a child must not build beside its parent.
     let mut levels: Vec<Vec<&MatrixEntry>> = Vec::new();
-    for e in entries {
-        match levels.last_mut() {
-            Some(l) if l[0].level == e.level => l.push(e),
-            _ => levels.push(vec![e]),
+    for g in &groups {
+        for e in g {
+            match levels.last_mut() {
+                Some(l)
+                    if l[0].level == e.level
+                        && l[0].platform == e.platform
+                        && l[0].runner == e.runner =>
+                {
+                    l.push(e)
+                }
+                _ => levels.push(vec![e]),
+            }
         }
     }
     let mut per = entries.len().div_ceil(jobs);
@@ -131,9 +197,17 @@ pub fn matrix_json(entries: &[MatrixEntry], max_jobs: usize) -> String {
             chunks.extend(l.chunks(per).map(|c| c.to_vec()));
         }
     } else {
-        // More levels than jobs: mix, in order (parents first within the list).
-        let all: Vec<&MatrixEntry> = entries.iter().collect();
-        chunks.extend(all.chunks(entries.len().div_ceil(jobs)).map(|c| c.to_vec()));
+        // More levels than jobs: mix levels, in order (parents first within the list), but
+        // never platforms. With more platform groups than jobs, each group still gets a job.
+        let mut per = entries.len().div_ceil(jobs);
+        while groups.iter().map(|g| g.len().div_ceil(per)).sum::<usize>() > jobs
+            && per < entries.len()
+        {
+            per += 1;
+        }
+        for g in &groups {
+            chunks.extend(g.chunks(per).map(|c| c.to_vec()));
+        }
     }
     let n = chunks.len();
     let batches: Vec<Batch> = chunks
@@ -153,6 +227,8 @@ pub fn matrix_json(entries: &[MatrixEntry], max_jobs: usize) -> String {
                 .collect::<Vec<_>>()
                 .join(" "),
             level: c.iter().map(|e| e.level).max().unwrap_or(0),
+            platform: c[0].platform.clone(),
+            runner: c[0].runner.clone(),
         })
         .collect();
     serde_json::to_string(&M { include: batches }).unwrap_or_else(|_| r#"{"include":[]}"#.into())
@@ -206,14 +282,14 @@ pub fn decide_outputs(
             .filter(|i| decisions[*i].need_build)
             .collect()
     };
-    let entry = |i: usize| matrix_entry(&config.images[i], &hashes[i]);
-    let all: Vec<MatrixEntry> = build.iter().map(|&i| entry(i)).collect();
+    let entry = |i: usize| image_entries(&config.images[i], &hashes[i], &decisions[i]);
+    let all: Vec<MatrixEntry> = build.iter().flat_map(|&i| entry(i)).collect();
     // Level 1 only: deeper images sit on level-1 images and must wait for them (see
     // `VARIANTS_MAX_LEVEL`). For two-level configs this is every image with a parent, as before.
     let variants: Vec<MatrixEntry> = build
         .iter()
         .filter(|&&i| config.images[i].level == VARIANTS_MAX_LEVEL)
-        .map(|&i| entry(i))
+        .flat_map(|&i| entry(i))
         .collect();
 
     o.set("need_build", flag(!all.is_empty()));
@@ -226,10 +302,35 @@ pub fn decide_outputs(
         o.set("base_image", hashes[r].image.clone());
         o.set("base_tag", hashes[r].tag.clone());
         o.set("base_hash", hashes[r].full.clone());
+        // What the base job builds with, from the config (not hard-coded in the workflow): a
+        // base `args:` value enters the hash, so it must reach the build too.
+        let spec = &config.images[r];
+        o.set("base_dockerfile", spec.dockerfile.clone());
+        o.set("base_context", spec.context.clone());
+        o.set("base_build_args", build_args_text(&hashes[r].build_args));
+        o.set("base_platforms", spec.platforms.join(","));
+        o.set("base_target", spec.target.clone().unwrap_or_default());
+        let es = if base_build {
+            image_entries(spec, &hashes[r], &decisions[r])
+        } else {
+            Vec::new()
+        };
+        o.set("base_matrix", matrix_json(&es, max_jobs));
     } else {
-        for k in ["base_need_build", "base_image", "base_tag", "base_hash"] {
+        for k in [
+            "base_need_build",
+            "base_image",
+            "base_tag",
+            "base_hash",
+            "base_dockerfile",
+            "base_context",
+            "base_build_args",
+            "base_platforms",
+            "base_target",
+        ] {
             o.set(k, "");
         }
+        o.set("base_matrix", r#"{"include":[]}"#);
     }
     o.set("variants_need_build", flag(!variants.is_empty()));
     o.set("variants_matrix", matrix_json(&variants, max_jobs));
@@ -253,6 +354,29 @@ pub fn decide_outputs(
     o.set(
         "levels_need_build",
         serde_json::to_string(&level_flags).unwrap_or_default(),
+    );
+    // `runners:`: what `merge` writes, all at once and level by level (a level's merge runs
+    // after its platform jobs and before the next level, whose jobs pull these content tags).
+    let merge: Vec<usize> = if dry_run {
+        Vec::new()
+    } else {
+        (0..decisions.len())
+            .filter(|i| decisions[*i].merge)
+            .collect()
+    };
+    let names = |it: &mut dyn Iterator<Item = &usize>| {
+        it.map(|&i| config.images[i].name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    o.set("merge_needed", flag(!merge.is_empty()));
+    o.set("merge_images", names(&mut merge.iter()));
+    let merge_levels: Vec<String> = (0..=max_level)
+        .map(|l| names(&mut merge.iter().filter(|&&i| config.images[i].level == l)))
+        .collect();
+    o.set(
+        "merge_levels",
+        serde_json::to_string(&merge_levels).unwrap_or_else(|_| "[]".into()),
     );
     o.set("plan", plan_json(config, hashes, decisions));
     o.set("dry_run", flag(dry_run));
@@ -322,6 +446,8 @@ pub fn plan_json(config: &Config, hashes: &[ImageHash], decisions: &[Decision]) 
             exists: d.exists,
             digest: d.digest.as_deref(),
             reason: &d.reason,
+            build_platforms: d.platforms.as_deref(),
+            merge: d.merge,
         })
         .collect();
     serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into())
@@ -365,7 +491,7 @@ pub fn summary_markdown(
             "| {} | `{}` | {} | {} |\n",
             md_escape(&config.images[i].name),
             md_escape(&hashes[i].tag),
-            if d.need_build { "build" } else { "reuse" },
+            decision_cell(d),
             md_escape(&d.reason)
         ));
         rows += 1;
@@ -376,6 +502,18 @@ pub fn summary_markdown(
         ));
     }
     s
+}
+
+/// The summary's decision: `build`, `build linux/arm64` (per platform, when not every platform
+/// of the image builds), `merge` (every platform pushed, the content tag still to write) or
+/// `reuse`.
+fn decision_cell(d: &Decision) -> String {
+    match (&d.platforms, d.need_build, d.merge) {
+        (Some(ps), true, _) => format!("build {}", ps.join(", ")),
+        (_, true, _) => "build".into(),
+        (_, false, true) => "merge".into(),
+        _ => "reuse".into(),
+    }
 }
 
 /// `K=V` lines (shared by the matrices here and `hash --json` / `inputs --json`), ready for docker/build-push-action's `build-args`.
@@ -406,6 +544,8 @@ mod tests {
                 target: String::new(),
                 level: 1,
                 parents: String::new(),
+                platform: None,
+                runner: None,
             })
             .collect()
     }

@@ -322,3 +322,129 @@ async fn read_one(
     }
     Ok(found)
 }
+
+/// With `runners:`: for each image built per platform, the platforms its content tag holds
+/// (read from its manifest when present) and, for each platform it lacks, whether the
+/// per-platform tag exists. One answer per image (`None` without `runners:`), same order.
+/// Everything is bounded by `deadline`; what is not answered in time is an error or `Unknown`,
+/// which builds.
+pub async fn probe_platforms(
+    client: &Client,
+    config: &Config,
+    hashes: &[ImageHash],
+    existence: &[Existence],
+    deadline: Duration,
+) -> Vec<Option<crate::fanout::PlatformAnswers>> {
+    let deadline = tokio::time::Instant::now() + deadline;
+    let mut set = tokio::task::JoinSet::new();
+    for (i, spec) in config.images.iter().enumerate() {
+        if spec.runners.is_empty() {
+            continue;
+        }
+        let client = client.clone();
+        let repo = spec.repo.clone();
+        let tag = hashes[i].tag.clone();
+        let platforms = spec.platforms.clone();
+        let present = matches!(existence[i], Existence::Present { .. });
+        set.spawn(async move {
+            let work = platform_answers(&client, &repo, &tag, &platforms, present);
+            let a = match tokio::time::timeout_at(deadline, work).await {
+                Ok(a) => a,
+                Err(_) => crate::fanout::PlatformAnswers {
+                    content: present
+                        .then(|| Err("no answer before the decide deadline".to_string())),
+                    per_platform: platforms
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.clone(),
+                                Existence::Unknown {
+                                    reason: "no answer before the decide deadline".into(),
+                                },
+                            )
+                        })
+                        .collect(),
+                },
+            };
+            (i, a)
+        });
+    }
+    let mut out: Vec<Option<crate::fanout::PlatformAnswers>> = vec![None; config.images.len()];
+    while let Some(res) = set.join_next().await {
+        if let Ok((i, a)) = res {
+            out[i] = Some(a);
+        }
+    }
+    out
+}
+
+async fn platform_answers(
+    client: &Client,
+    repo: &RepoRef,
+    tag: &str,
+    platforms: &[String],
+    present: bool,
+) -> crate::fanout::PlatformAnswers {
+    use skip_registry::PlatformKey;
+    let content = if present {
+        Some(
+            content_platforms(client, repo, tag)
+                .await
+                .map_err(|e| format!("{e:#}")),
+        )
+    } else {
+        None
+    };
+    let held: Vec<PlatformKey> = match &content {
+        Some(Ok(ps)) => ps.clone(),
+        _ => Vec::new(),
+    };
+    let lacking: Vec<&String> = platforms
+        .iter()
+        .filter(|p| !PlatformKey::parse(p).is_ok_and(|k| held.contains(&k)))
+        .collect();
+    let probes = lacking.iter().map(|p| async move {
+        let t = crate::fanout::platform_tag(tag, p);
+        let e = match client.probe(repo, &t).await {
+            Probe::Present { digest, .. } => Existence::Present {
+                digest: Some(digest),
+            },
+            Probe::Absent => Existence::Absent,
+            Probe::Unknown { reason } => Existence::Unknown { reason },
+        };
+        ((*p).clone(), e)
+    });
+    crate::fanout::PlatformAnswers {
+        content,
+        per_platform: futures_util::future::join_all(probes)
+            .await
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The platforms a content tag holds: its index's image entries, or a single-arch manifest's
+/// platform from its config blob.
+pub async fn content_platforms(
+    client: &Client,
+    repo: &RepoRef,
+    tag: &str,
+) -> anyhow::Result<Vec<skip_registry::PlatformKey>> {
+    let m = client
+        .get_manifest(repo, tag)
+        .await
+        .with_context(|| format!("reading {tag}"))?;
+    let found = crate::lineage::Found::from_manifest(m)?;
+    if found.index {
+        return Ok(found.platforms());
+    }
+    let parsed = found.manifest.parse()?;
+    let cfg = parsed
+        .config()
+        .context("the manifest has no config descriptor")?;
+    let blob = client
+        .get_blob(repo, &cfg.digest, 1 << 20)
+        .await
+        .with_context(|| format!("reading the config blob of {tag}"))?;
+    Ok(vec![crate::promote::check::platform_of_config(&blob)?])
+}

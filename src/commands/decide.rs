@@ -77,7 +77,19 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             .count(),
         "base check"
     );
-    let decisions = plan::decide_checked(&config, &existence, &base, &force, on_error)?;
+    let mut decisions = plan::decide_checked(&config, &existence, &base, &force, on_error)?;
+    if config.per_platform() {
+        // `runners:`: which platforms each image lacks, and which per-platform images exist.
+        let answers = rt.block_on(crate::registry::probe_platforms(
+            &client,
+            &config,
+            &hashes,
+            &existence,
+            flags.timeout,
+        ));
+        crate::fanout::refine(&config, &existence, &force, &answers, &mut decisions);
+    }
+    warn_unset_platforms(&config);
     let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
     if let Some(w) = crate::outputs::deep_config_warning(max_level) {
         crate::github::warning(&w);
@@ -116,4 +128,28 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Without `platforms:`, an image is built for whatever platform its build runner has, and the
+/// content tag then says nothing about which: a later run on another runner would reuse it for
+/// the wrong architecture. Said once, naming a few images.
+fn warn_unset_platforms(config: &crate::config::Config) {
+    let unset: Vec<&str> = config
+        .images
+        .iter()
+        .filter(|i| i.platforms.is_empty())
+        .map(|i| i.name.as_str())
+        .collect();
+    if unset.is_empty() {
+        return;
+    }
+    let shown: Vec<&str> = unset.iter().take(3).copied().collect();
+    let more = unset.len() - shown.len();
+    crate::github::warning(&format!(
+        "{}{} list{} no `platforms:`: {} built for the build runner's platform only, and the workflow must not pass its own. List them in the config (e.g. `platforms: [linux/amd64, linux/arm64]` at the top level) and build with decide's `platforms` output",
+        shown.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() },
+        if unset.len() == 1 { "s" } else { "" },
+        if unset.len() == 1 { "it is" } else { "they are" },
+    ));
 }

@@ -5,6 +5,7 @@ pub mod bake;
 pub mod decide;
 pub mod hash;
 pub mod inputs;
+pub mod merge;
 pub mod promote;
 pub mod schema;
 pub mod stamp;

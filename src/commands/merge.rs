@@ -1,0 +1,164 @@
+//! `skip-action merge`: write each image's content tag as one index of its per-platform images
+//! (`runners:`), concurrently; refuse an image with a platform missing.
+
+use super::{load_and_discover, load_and_hash_online, runtime};
+use crate::cli::MergeArgs;
+use crate::error::usage;
+use crate::github::md_cell;
+use crate::github::output::{write_summary, Outputs};
+use crate::merge::{merge_image, Merged, Outcome};
+
+pub fn run(args: MergeArgs) -> anyhow::Result<()> {
+    let (config, discovery) = load_and_discover(&args.common)?;
+    let wanted: Vec<String> = args
+        .images
+        .as_deref()
+        .unwrap_or("")
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let explicit = !wanted.is_empty();
+    for w in &wanted {
+        let spec = config.image(w)?;
+        if spec.platforms.is_empty() {
+            return Err(usage(format!(
+                "merge: image `{w}` lists no `platforms:` in {}; merge writes one index of the image's platforms, so list them (and `runners:`)",
+                config.path.display()
+            )));
+        }
+    }
+    if !explicit && !config.per_platform() {
+        println!(
+            "merge: no image has `runners:` in {}, so there is nothing to merge (images are built with all their platforms in one job)",
+            config.path.display()
+        );
+        return Ok(());
+    }
+    let client = crate::registry::client(&config, &args.registry.flags())?;
+    let rt = runtime()?;
+    let h = load_and_hash_online(config, discovery, &args.common, &client, &rt)?;
+    let picked: Vec<usize> = (0..h.config.images.len())
+        .filter(|&i| {
+            let s = &h.config.images[i];
+            if explicit {
+                wanted.contains(&s.name)
+            } else {
+                !s.runners.is_empty()
+            }
+        })
+        .collect();
+    let dry_run = args.dry_run;
+    let results: Vec<Merged> = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for &i in &picked {
+            let client = client.clone();
+            let spec = h.config.images[i].clone();
+            let hash = h.hashes[i].clone();
+            set.spawn(async move {
+                (
+                    i,
+                    merge_image(&client, &spec, &hash, explicit, dry_run).await,
+                )
+            });
+        }
+        let mut out: Vec<(usize, Merged)> = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(x) = r {
+                out.push(x);
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, m)| m).collect()
+    });
+
+    let summary = summary_markdown(&results, dry_run);
+    let mut o = Outputs::new();
+    o.set(
+        "merged",
+        serde_json::to_string(&results).unwrap_or_else(|_| "[]".into()),
+    );
+    o.write_to_env()?;
+    write_summary(&summary)?;
+    if args.json {
+        println!("{}", o.get("merged").unwrap_or("[]"));
+    } else {
+        println!("{summary}");
+    }
+
+    let lost = results.len() < picked.len();
+    let problems: Vec<String> = results
+        .iter()
+        .filter_map(|m| match &m.outcome {
+            Outcome::Missing { platforms } => Some(format!(
+                "{}: no image for {} (per-platform tag{} {}); not written: an index without {} would silently drop {}. Re-run the failed platform job{}",
+                m.name,
+                platforms.join(", "),
+                if platforms.len() == 1 { "" } else { "s" },
+                platforms
+                    .iter()
+                    .map(|p| format!("{}", platform_ref(&m.image, p)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if platforms.len() == 1 { "it" } else { "them" },
+                if platforms.len() == 1 { "that platform" } else { "those platforms" },
+                if platforms.len() == 1 { "" } else { "s" },
+            )),
+            Outcome::Failed { reason } => Some(format!("{}: {reason}", m.name)),
+            _ => None,
+        })
+        .collect();
+    if !problems.is_empty() || lost {
+        anyhow::bail!(
+            "merge: {} of {} image(s) not written:\n  {}",
+            problems.len().max(1),
+            picked.len(),
+            problems.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// `repo:tag-linux-arm64` for `repo:tag`.
+fn platform_ref(image: &str, platform: &str) -> String {
+    match image.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => {
+            format!("{repo}:{}", crate::fanout::platform_tag(tag, platform))
+        }
+        _ => format!("{image}-{}", crate::fanout::platform_suffix(platform)),
+    }
+}
+
+fn summary_markdown(results: &[Merged], dry_run: bool) -> String {
+    let mut s = String::from("### skip-action: merge\n\n");
+    if dry_run {
+        s.push_str("**Dry run**: nothing was written.\n\n");
+    }
+    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|m| f(&m.outcome)).count();
+    s.push_str(&format!(
+        "{} written, {} already there, {} missing a platform, {} failed.\n\n",
+        count(|o| matches!(o, Outcome::Written { .. } | Outcome::WouldWrite { .. })),
+        count(|o| matches!(o, Outcome::AlreadyThere { .. })),
+        count(|o| matches!(o, Outcome::Missing { .. })),
+        count(|o| matches!(o, Outcome::Failed { .. })),
+    ));
+    s.push_str("| image | content tag | platforms | result |\n|---|---|---|---|\n");
+    for m in results {
+        let result = match &m.outcome {
+            Outcome::Written { digest } => format!("written `{digest}`"),
+            Outcome::WouldWrite { digest } => format!("would write `{digest}`"),
+            Outcome::AlreadyThere { digest } => format!("already there `{digest}`"),
+            Outcome::Missing { platforms } => format!("**missing {}**", platforms.join(", ")),
+            Outcome::Failed { reason } => format!("**failed**: {reason}"),
+        };
+        s.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            md_cell(&m.name),
+            md_cell(&m.image),
+            md_cell(&m.platforms.join(", ")),
+            md_cell(&result)
+        ));
+    }
+    s
+}
