@@ -40,12 +40,21 @@ const INPUTS: [&str; 18] = [
 /// Inputs the action itself consumes (install.sh, or the choice of command) rather than a flag.
 const ACTION_ONLY: [&str; 3] = ["command", "binary", "download-url"];
 
-const DECIDE_OUTPUTS: [&str; 16] = [
+const DECIDE_OUTPUTS: [&str; 25] = [
     "need_build",
     "base_need_build",
     "base_image",
     "base_tag",
     "base_hash",
+    "base_dockerfile",
+    "base_context",
+    "base_build_args",
+    "base_platforms",
+    "base_target",
+    "base_matrix",
+    "merge_needed",
+    "merge_images",
+    "merge_levels",
     "variants_need_build",
     "variants_matrix",
     "matrix",
@@ -60,6 +69,7 @@ const DECIDE_OUTPUTS: [&str; 16] = [
 ];
 const PROMOTE_OUTPUTS: [&str; 2] = ["promoted", "previous"];
 const STAMP_OUTPUTS: [&str; 1] = ["stamped"];
+const MERGE_OUTPUTS: [&str; 1] = ["merged"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -172,11 +182,12 @@ fn every_input_is_a_flag_of_the_binary() {
             .join(" ")
     };
     let all = format!(
-        "{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}",
         help("decide"),
         help("promote"),
         help("hash"),
-        help("stamp")
+        help("stamp"),
+        help("merge")
     );
     for i in INPUTS.iter().filter(|i| !ACTION_ONLY.contains(i)) {
         let name = env_name(i);
@@ -333,6 +344,7 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
         .iter()
         .chain(&PROMOTE_OUTPUTS)
         .chain(&STAMP_OUTPUTS)
+        .chain(&MERGE_OUTPUTS)
     {
         assert!(declared.contains(*o), "output {o} is not declared");
     }
@@ -405,8 +417,18 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
         "decide and promote share output names: {:?}",
         promote.intersection(&decide).collect::<Vec<_>>()
     );
-    // action.yml forwards exactly what the two commands write: nothing missing, nothing extra.
-    let written: BTreeSet<String> = decide.union(&promote).chain(&stamp).cloned().collect();
+    // merge (no `runners:` here: nothing to merge, but it says so in its output).
+    let (merge, ok, log) = run_action_style(dir.path(), "merge");
+    assert!(ok, "merge failed:\n{log}");
+    let want: BTreeSet<String> = MERGE_OUTPUTS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(merge, want, "merge writes exactly the merge outputs");
+    // action.yml forwards exactly what the commands write: nothing missing, nothing extra.
+    let written: BTreeSet<String> = decide
+        .union(&promote)
+        .chain(&stamp)
+        .chain(&merge)
+        .cloned()
+        .collect();
     assert_eq!(
         declared, written,
         "action.yml outputs vs the names decide and promote write"

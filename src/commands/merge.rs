@@ -30,6 +30,9 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
         }
     }
     if !explicit && !config.per_platform() {
+        let mut o = Outputs::new();
+        o.set("merged", "[]");
+        o.write_to_env()?;
         println!(
             "merge: no image has `runners:` in {}, so there is nothing to merge (images are built with all their platforms in one job)",
             config.path.display()
