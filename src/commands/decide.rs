@@ -9,6 +9,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let (config, discovery) = load_and_discover(&args.common)?;
     let force = Force::parse(args.force.as_deref(), &config)?;
+    check_max_jobs_fits_runners(&config, args.max_jobs)?;
     let on_error = args.on_registry_error;
     let probe_mode = args.probe;
     let flags = args.registry.flags();
@@ -152,4 +153,24 @@ fn warn_unset_platforms(config: &crate::config::Config) {
         if unset.len() == 1 { "s" } else { "" },
         if unset.len() == 1 { "it is" } else { "they are" },
     ));
+}
+
+/// A batch runs on one runner and builds one platform, so a matrix needs at least one job per
+/// (platform, runner) pair of the config: fewer would have to mix them (impossible) or break
+/// `max-jobs`. Refused up front, with the numbers.
+fn check_max_jobs_fits_runners(config: &crate::config::Config, max_jobs: usize) -> anyhow::Result<()> {
+    let pairs: std::collections::BTreeSet<(&str, &str)> = config
+        .images
+        .iter()
+        .flat_map(|i| i.runners.iter().map(|(p, r)| (p.as_str(), r.as_str())))
+        .collect();
+    if pairs.len() > max_jobs {
+        return Err(crate::error::usage(format!(
+            "max-jobs {max_jobs} is fewer than the {} (platform, runner) pairs of `runners:` in {}; a job runs on one runner for one platform, so raise max-jobs to at least {}",
+            pairs.len(),
+            config.path.display(),
+            pairs.len()
+        )));
+    }
+    Ok(())
 }

@@ -1,0 +1,497 @@
+//! Native per-platform builds (`runners:`) end to end: the real binary's `decide`, `merge` and
+//! `promote` against a real `docker-registry` on 127.0.0.1.
+//!
+//! Platform jobs are simulated by pushing synthetic single-platform images (skip-testkit's
+//! pusher, which shares no code with the client under test) at the per-platform tags decide's
+//! matrix names, as `docker buildx build --platform X --push` would; "with provenance" pushes an
+//! index of the image and its attestation manifest, as buildx does by default.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use serde_json::{json, Value};
+use skip_testkit::{FaultProxy, ImageSpec, PushedImage, Pusher, TestRegistry};
+
+const PATH: &str = "acme/app";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// base (level 0) and app FROM base (level 1), both for amd64 and arm64; app overrides the
+/// arm64 runner.
+fn workspace(host: &str) -> Ws {
+    let ws = Ws::new();
+    ws.write(
+        "skip-action.yml",
+        &format!(
+            "version: 1\nrepository: {host}/{PATH}\nplatforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\nimages:\n  base:\n    dockerfile: Dockerfile.base\n    tag: base-{{hash}}\n    args: {{ DEBIAN: bookworm }}\n    promote: [base-latest]\n  app:\n    from: base\n    dockerfile: Dockerfile.app\n    tag: app-{{hash}}\n    runners: {{ linux/arm64: arm-big }}\n"
+        ),
+    );
+    ws.write(
+        "Dockerfile.base",
+        "ARG DEBIAN\nFROM debian:${DEBIAN}-slim\nCOPY rootfs/ /\n",
+    );
+    ws.write(
+        "Dockerfile.app",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo app\n",
+    );
+    ws.write("rootfs/etc/motd", "hello\n");
+    ws
+}
+
+/// name → content tag, from `hash --json`.
+fn tags(ws: &Ws) -> BTreeMap<String, String> {
+    ws.hash_json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+struct Run {
+    out: std::process::Output,
+    outputs: BTreeMap<String, String>,
+    summary: String,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.out.status.success()
+    }
+    fn log(&self) -> String {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            stdout(&self.out),
+            stderr(&self.out)
+        )
+    }
+    fn json(&self, name: &str) -> Value {
+        serde_json::from_str(self.outputs.get(name).map(String::as_str).unwrap_or("null"))
+            .unwrap_or_else(|e| panic!("output {name}: {e}\n{}", self.log()))
+    }
+}
+
+/// Run a command with fresh `$GITHUB_OUTPUT` and summary files.
+fn run(ws: &Ws, args: &[&str]) -> Run {
+    let files = tempfile::tempdir().unwrap();
+    let out_path = files.path().join("output");
+    let sum_path = files.path().join("summary");
+    let e = [
+        ("GITHUB_OUTPUT", out_path.to_str().unwrap()),
+        ("GITHUB_STEP_SUMMARY", sum_path.to_str().unwrap()),
+        ("INPUT_WAIT", "0"),
+    ];
+    let out = ws.run_env(args, &e);
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let outputs = skip_action::github::output::parse(&text)
+        .expect("GITHUB_OUTPUT parses")
+        .into_iter()
+        .collect();
+    Run {
+        out,
+        outputs,
+        summary: std::fs::read_to_string(&sum_path).unwrap_or_default(),
+    }
+}
+
+fn decide(ws: &Ws, extra: &[&str]) -> Run {
+    let mut a = vec!["decide"];
+    a.extend_from_slice(extra);
+    let r = run(ws, &a);
+    assert!(r.ok(), "decide failed: {}", r.log());
+    r
+}
+
+/// The entries of decide's `matrix` as (name, platform) pairs.
+fn entries(r: &Run) -> BTreeSet<(String, String)> {
+    r.json("matrix")["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["platform"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(p: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    p.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// What a platform job pushes without provenance: one image at its per-platform tag.
+async fn push_platform(
+    p: &Pusher,
+    tag: &str,
+    arch: &str,
+    parent: Option<&PushedImage>,
+) -> PushedImage {
+    let mut spec = ImageSpec::oci().platform("linux", arch).layers(2);
+    if let Some(parent) = parent {
+        spec = spec.from_parent(parent);
+    }
+    p.push_image(PATH, Some(&format!("{tag}-linux-{arch}")), &spec)
+        .await
+        .unwrap()
+}
+
+/// What a platform job pushes with buildx's default provenance: an index of the image and its
+/// attestation manifest (platform unknown/unknown, annotated with the image's digest).
+async fn push_platform_attested(p: &Pusher, tag: &str, arch: &str) -> (PushedImage, PushedImage) {
+    let image = p
+        .push_image(PATH, None, &ImageSpec::oci().platform("linux", arch))
+        .await
+        .unwrap();
+    let att = p
+        .push_image(
+            PATH,
+            None,
+            &ImageSpec::oci().platform("unknown", "unknown").layers(1),
+        )
+        .await
+        .unwrap();
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": image.media_type, "digest": image.digest, "size": image.manifest.len(),
+             "platform": {"architecture": arch, "os": "linux"}},
+            {"mediaType": att.media_type, "digest": att.digest, "size": att.manifest.len(),
+             "platform": {"architecture": "unknown", "os": "unknown"},
+             "annotations": {"vnd.docker.reference.digest": image.digest,
+                             "vnd.docker.reference.type": "attestation-manifest"}},
+        ],
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    p.put_manifest(PATH, &format!("{tag}-linux-{arch}"), &bytes, OCI_INDEX)
+        .await
+        .unwrap();
+    (image, att)
+}
+
+/// The content tag's index: (media type, child digests in order).
+async fn index_at(p: &Pusher, tag: &str) -> Option<(String, Vec<Value>)> {
+    let (bytes, mt, _) = p.get_manifest(PATH, tag).await.unwrap()?;
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    Some((mt, v["manifests"].as_array().cloned().unwrap_or_default()))
+}
+
+fn digests(children: &[Value]) -> Vec<String> {
+    children
+        .iter()
+        .map(|c| c["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn fan_out_entries_carry_platform_runner_and_per_platform_tags() {
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = workspace(&host);
+    let tags = tags(&ws);
+    let r = decide(&ws, &[]);
+    let m = r.json("matrix");
+    let inc = m["include"].as_array().unwrap();
+    assert_eq!(inc.len(), 4, "{m}");
+    for e in inc {
+        let name = e["name"].as_str().unwrap();
+        let platform = e["platform"].as_str().unwrap();
+        let arch = platform.rsplit('/').next().unwrap();
+        let want_runner = match (name, arch) {
+            (_, "amd64") => "ubuntu-24.04",
+            ("base", "arm64") => "ubuntu-24.04-arm",
+            ("app", "arm64") => "arm-big",
+            other => panic!("unexpected entry {other:?}"),
+        };
+        assert_eq!(e["runner"], want_runner, "{e}");
+        // The job pushes its per-platform tag, never the content tag.
+        let content = format!("{host}/{PATH}:{}", tags[name]);
+        assert_eq!(e["tags"], format!("{content}-linux-{arch}"), "{e}");
+        assert_eq!(e["image"], content);
+        assert_eq!(e["platforms"], platform);
+        if name == "app" {
+            // The parent's content tag: after the base level's merge it is an index the arm64
+            // job pulls its own platform from.
+            let base = format!("BASE_IMAGE={host}/{PATH}:{}", tags["base"]);
+            assert_eq!(e["build_args"], base, "{e}");
+        }
+    }
+    // The base job gets its build from decide: one entry per platform, args included.
+    let bm = r.json("base_matrix");
+    assert_eq!(bm["include"].as_array().unwrap().len(), 2, "{bm}");
+    assert_eq!(r.outputs["base_build_args"], "DEBIAN=bookworm");
+    assert_eq!(r.outputs["base_platforms"], "linux/amd64,linux/arm64");
+    assert_eq!(r.outputs["base_dockerfile"], "Dockerfile.base");
+    assert_eq!(r.outputs["base_context"], ".");
+    // merge, level by level.
+    assert_eq!(r.json("merge_levels"), json!(["base", "app"]));
+    assert_eq!(r.outputs["merge_needed"], "true");
+    assert!(
+        r.summary.contains("build linux/amd64, linux/arm64"),
+        "{}",
+        r.summary
+    );
+
+    // Batches (past max-jobs) never mix platforms or runners.
+    let r = decide(&ws, &["--max-jobs", "3"]);
+    let m = r.json("matrix");
+    let inc = m["include"].as_array().unwrap();
+    assert_eq!(inc.len(), 3, "{m}");
+    let mut seen = BTreeSet::new();
+    for b in inc {
+        let p = b["platform"].as_str().unwrap();
+        let runner = b["runner"].as_str().unwrap();
+        assert!(seen.insert((p, runner)), "one batch per (platform, runner): {m}");
+        for name in b["images"].as_str().unwrap().split(',') {
+            let e = r.json("plan");
+            assert!(
+                e.as_array().unwrap().iter().any(|x| x["name"] == name),
+                "{name}"
+            );
+        }
+    }
+    // Fewer jobs than (platform, runner) pairs cannot be honoured: refused, with the fix.
+    let r = run(&ws, &["decide", "--max-jobs", "2"]);
+    assert_eq!(r.out.status.code(), Some(2), "{}", r.log());
+    assert!(stderr(&r.out).contains("at least 3"), "{}", r.log());
+    assert!(r.outputs.is_empty(), "nothing written on refusal");
+}
+
+#[test]
+fn partial_image_is_refused_then_completed_and_reused() {
+    let rt = rt();
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = workspace(&host);
+    let tags = tags(&ws);
+    let p = reg.pusher();
+
+    // The arm64 job of base failed: only amd64 was pushed.
+    let base_amd = rt.block_on(push_platform(&p, &tags["base"], "amd64", None));
+    let r = run(&ws, &["merge", "--images", "base"]);
+    assert_eq!(r.out.status.code(), Some(1), "{}", r.log());
+    let err = stderr(&r.out);
+    assert!(
+        err.contains("base") && err.contains("linux/arm64") && err.contains("not written"),
+        "{err}"
+    );
+    assert!(
+        rt.block_on(index_at(&p, &tags["base"])).is_none(),
+        "nothing may be written"
+    );
+    assert_eq!(r.json("merged")[0]["status"], "missing");
+
+    // decide asks only for base's arm64 (and all of app, which does not exist yet).
+    let r = decide(&ws, &[]);
+    assert_eq!(
+        entries(&r),
+        pairs(&[
+            ("base", "linux/arm64"),
+            ("app", "linux/amd64"),
+            ("app", "linux/arm64")
+        ]),
+        "{}",
+        r.log()
+    );
+    let plan = r.json("plan");
+    assert!(
+        plan[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("linux/amd64 already pushed per platform"),
+        "{plan}"
+    );
+
+    // The arm64 job re-runs; the base level merges.
+    let base_arm = rt.block_on(push_platform(&p, &tags["base"], "arm64", None));
+    let r = run(&ws, &["merge", "--images", "base"]);
+    assert!(r.ok(), "{}", r.log());
+    let (mt, children) = rt.block_on(index_at(&p, &tags["base"])).unwrap();
+    assert_eq!(mt, OCI_INDEX);
+    assert_eq!(
+        digests(&children),
+        [base_amd.digest.clone(), base_arm.digest.clone()]
+    );
+    assert_eq!(children[1]["platform"]["architecture"], "arm64");
+    assert_eq!(children[0]["size"], base_amd.manifest.len());
+
+    // app level: decide (now base is complete) asks for app only, both platforms.
+    let r = decide(&ws, &[]);
+    assert_eq!(
+        entries(&r),
+        pairs(&[("app", "linux/amd64"), ("app", "linux/arm64")])
+    );
+    assert_eq!(r.json("merge_levels"), json!(["", "app"]));
+    rt.block_on(push_platform(&p, &tags["app"], "amd64", Some(&base_amd)));
+    rt.block_on(push_platform(&p, &tags["app"], "arm64", Some(&base_arm)));
+    let r = run(&ws, &["merge", "--images", "app"]);
+    assert!(r.ok(), "{}", r.log());
+
+    // Everything reused now.
+    let r = decide(&ws, &[]);
+    assert_eq!(r.outputs["need_build"], "false", "{}", r.log());
+    assert_eq!(r.outputs["merge_needed"], "false");
+    assert_eq!(r.json("matrix")["include"], json!([]));
+    assert_eq!(r.outputs["build_count"], "0");
+}
+
+#[test]
+fn merging_twice_writes_once_and_default_merge_covers_missing_content_tags() {
+    let rt = rt();
+    let reg = TestRegistry::start_open().unwrap();
+    // Through a recording proxy, to count the writes.
+    let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
+    let host = proxy.host();
+    let ws = workspace(&host);
+    let tags = tags(&ws);
+    let p = reg.pusher();
+    let mut pushed: Vec<PushedImage> = Vec::new();
+    for (name, parent) in [("base", None), ("app", Some(0))] {
+        for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
+            let parent = parent.map(|j: usize| pushed[j * 2 + i].clone());
+            let img = rt.block_on(push_platform(&p, &tags[name], arch, parent.as_ref()));
+            pushed.push(img);
+        }
+    }
+    let puts = |proxy: &FaultProxy| {
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PUT")
+            .count()
+    };
+    let before = puts(&proxy);
+    // No --images: every image with runners whose content tag is missing.
+    let r = run(&ws, &["merge"]);
+    assert!(r.ok(), "{}", r.log());
+    assert_eq!(puts(&proxy) - before, 2, "one PUT per content tag");
+    let merged = r.json("merged");
+    assert_eq!(merged[0]["status"], "written", "{merged}");
+    assert_eq!(merged[1]["status"], "written", "{merged}");
+    for (k, name) in ["base", "app"].into_iter().enumerate() {
+        let (_, children) = rt.block_on(index_at(&p, &tags[name])).unwrap();
+        assert_eq!(
+            digests(&children),
+            [pushed[2 * k].digest.clone(), pushed[2 * k + 1].digest.clone()]
+        );
+    }
+    // Again, named or not: the index is already there, nothing is written.
+    let before = puts(&proxy);
+    for args in [&["merge"][..], &["merge", "--images", "base,app"]] {
+        let r = run(&ws, args);
+        assert!(r.ok(), "{}", r.log());
+        assert_eq!(r.json("merged")[0]["status"], "already_there");
+        assert_eq!(r.json("merged")[1]["status"], "already_there");
+    }
+    assert_eq!(puts(&proxy), before, "a second merge writes nothing");
+    // A dry run writes nothing either.
+    let r = run(&ws, &["merge", "--dry-run", "--images", "base"]);
+    assert!(r.ok(), "{}", r.log());
+}
+
+#[test]
+fn attested_platform_images_are_merged_with_their_attestations_and_promoted() {
+    let rt = rt();
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = workspace(&host);
+    let tags = tags(&ws);
+    let p = reg.pusher();
+    let (amd, amd_att) = rt.block_on(push_platform_attested(&p, &tags["base"], "amd64"));
+    let (arm, arm_att) = rt.block_on(push_platform_attested(&p, &tags["base"], "arm64"));
+    let r = run(&ws, &["merge", "--images", "base"]);
+    assert!(r.ok(), "{}", r.log());
+    let (_, children) = rt.block_on(index_at(&p, &tags["base"])).unwrap();
+    assert_eq!(
+        digests(&children),
+        [amd.digest.clone(), arm.digest.clone(), amd_att.digest.clone(), arm_att.digest.clone()]
+    );
+    assert_eq!(
+        children[3]["annotations"]["vnd.docker.reference.digest"],
+        arm.digest.as_str()
+    );
+    assert_eq!(children[2]["platform"]["os"], "unknown");
+
+    // app built FROM base per platform, merged; then promote moves base-latest to the index.
+    rt.block_on(async {
+        let base_amd = p.pull_image(PATH, &amd.digest).await.unwrap();
+        let base_arm = p.pull_image(PATH, &arm.digest).await.unwrap();
+        push_platform(&p, &tags["app"], "amd64", Some(&base_amd)).await;
+        push_platform(&p, &tags["app"], "arm64", Some(&base_arm)).await;
+    });
+    let r = run(&ws, &["merge", "--images", "app"]);
+    assert!(r.ok(), "{}", r.log());
+    let r = run(&ws, &["promote", "--wait", "0"]);
+    assert!(r.ok(), "promote: {}", r.log());
+    let (_, _, want) = rt
+        .block_on(p.get_manifest(PATH, &tags["base"]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        r.json("promoted")[format!("{host}/{PATH}:base-latest")],
+        want.as_str(),
+        "{}",
+        r.log()
+    );
+}
+
+#[test]
+fn a_content_tag_lacking_a_platform_is_repaired_for_that_platform() {
+    let rt = rt();
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = workspace(&host);
+    let tags = tags(&ws);
+    let p = reg.pusher();
+    // A broken push: the base's content tag holds amd64 only.
+    let amd = rt.block_on(async {
+        let amd = p
+            .push_image(PATH, None, &ImageSpec::oci().platform("linux", "amd64"))
+            .await
+            .unwrap();
+        p.push_index(
+            PATH,
+            Some(&tags["base"]),
+            skip_testkit::Format::Oci,
+            std::slice::from_ref(&amd),
+        )
+        .await
+        .unwrap();
+        amd
+    });
+    let r = decide(&ws, &[]);
+    assert!(
+        entries(&r).contains(&("base".into(), "linux/arm64".into()))
+            && !entries(&r).contains(&("base".into(), "linux/amd64".into())),
+        "{:?}",
+        entries(&r)
+    );
+    assert!(
+        r.summary.contains("lacks linux/arm64") && r.summary.contains("repaired"),
+        "{}",
+        r.summary
+    );
+    let arm = rt.block_on(push_platform(&p, &tags["base"], "arm64", None));
+    let r = run(&ws, &["merge", "--images", "base"]);
+    assert!(r.ok(), "{}", r.log());
+    let (_, children) = rt.block_on(index_at(&p, &tags["base"])).unwrap();
+    assert_eq!(digests(&children), [amd.digest.clone(), arm.digest.clone()]);
+}
