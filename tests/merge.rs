@@ -259,7 +259,10 @@ fn fan_out_entries_carry_platform_runner_and_per_platform_tags() {
     for b in inc {
         let p = b["platform"].as_str().unwrap();
         let runner = b["runner"].as_str().unwrap();
-        assert!(seen.insert((p, runner)), "one batch per (platform, runner): {m}");
+        assert!(
+            seen.insert((p, runner)),
+            "one batch per (platform, runner): {m}"
+        );
         for name in b["images"].as_str().unwrap().split(',') {
             let e = r.json("plan");
             assert!(
@@ -390,7 +393,10 @@ fn merging_twice_writes_once_and_default_merge_covers_missing_content_tags() {
         let (_, children) = rt.block_on(index_at(&p, &tags[name])).unwrap();
         assert_eq!(
             digests(&children),
-            [pushed[2 * k].digest.clone(), pushed[2 * k + 1].digest.clone()]
+            [
+                pushed[2 * k].digest.clone(),
+                pushed[2 * k + 1].digest.clone()
+            ]
         );
     }
     // Again, named or not: the index is already there, nothing is written.
@@ -422,7 +428,12 @@ fn attested_platform_images_are_merged_with_their_attestations_and_promoted() {
     let (_, children) = rt.block_on(index_at(&p, &tags["base"])).unwrap();
     assert_eq!(
         digests(&children),
-        [amd.digest.clone(), arm.digest.clone(), amd_att.digest.clone(), arm_att.digest.clone()]
+        [
+            amd.digest.clone(),
+            arm.digest.clone(),
+            amd_att.digest.clone(),
+            arm_att.digest.clone()
+        ]
     );
     assert_eq!(
         children[3]["annotations"]["vnd.docker.reference.digest"],

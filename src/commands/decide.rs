@@ -158,7 +158,10 @@ fn warn_unset_platforms(config: &crate::config::Config) {
 /// A batch runs on one runner and builds one platform, so a matrix needs at least one job per
 /// (platform, runner) pair of the config: fewer would have to mix them (impossible) or break
 /// `max-jobs`. Refused up front, with the numbers.
-fn check_max_jobs_fits_runners(config: &crate::config::Config, max_jobs: usize) -> anyhow::Result<()> {
+fn check_max_jobs_fits_runners(
+    config: &crate::config::Config,
+    max_jobs: usize,
+) -> anyhow::Result<()> {
     let pairs: std::collections::BTreeSet<(&str, &str)> = config
         .images
         .iter()

@@ -101,7 +101,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
                 if platforms.len() == 1 { "" } else { "s" },
                 platforms
                     .iter()
-                    .map(|p| format!("{}", platform_ref(&m.image, p)))
+                    .map(|p| platform_ref(&m.image, p))
                     .collect::<Vec<_>>()
                     .join(", "),
                 if platforms.len() == 1 { "it" } else { "them" },
