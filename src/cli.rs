@@ -178,6 +178,10 @@ pub struct BakeArgs {
     /// Image names, comma- or space-separated (a batch's `images`); default all.
     #[arg(long, env = "INPUT_IMAGES", value_name = "NAME,…")]
     pub images: Option<String>,
+    /// With `runners:`: build only this platform (a batch's `platform`), pushing each image's
+    /// per-platform tag instead of its content tag.
+    #[arg(long, env = "INPUT_PLATFORM", value_name = "OS/ARCH")]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -271,6 +271,20 @@ fn fan_out_entries_carry_platform_runner_and_per_platform_tags() {
             );
         }
     }
+    // A batch job bakes its images for its one platform, pushing the per-platform tags.
+    let b = ws.run(&["bake", "--images", "base,app", "--platform", "linux/arm64"]);
+    assert!(b.status.success(), "{}", stderr(&b));
+    let bake: Value = serde_json::from_slice(&b.stdout).unwrap();
+    for name in ["base", "app"] {
+        let t = &bake["target"][name];
+        assert_eq!(t["platforms"], json!(["linux/arm64"]), "{bake}");
+        assert_eq!(
+            t["tags"],
+            json!([format!("{host}/{PATH}:{}-linux-arm64", tags[name])])
+        );
+    }
+    let b = ws.run(&["bake", "--images", "base", "--platform", "linux/s390x"]);
+    assert_eq!(b.status.code(), Some(2), "{}", stderr(&b));
     // Fewer jobs than (platform, runner) pairs cannot be honoured: refused, with the fix.
     let r = run(&ws, &["decide", "--max-jobs", "2"]);
     assert_eq!(r.out.status.code(), Some(2), "{}", r.log());

@@ -3,6 +3,8 @@
 //! Past `max-jobs`, decide's matrices hold batches of images; a batch job turns its list into a
 //! bake file and builds them in one `docker buildx bake --push`. The file is generated in the job
 //! (not passed through outputs) because 12,800 full definitions would not fit GitHub's output limits.
+//! With `runners:`, a batch is one platform on one runner: `--platform` (the batch's `platform`)
+//! builds only it and pushes the per-platform tags `merge` reads.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +57,16 @@ pub fn run(args: BakeArgs) -> anyhow::Result<()> {
     for w in &wanted {
         config.image(w)?;
     }
+    let platform = args
+        .platform
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from);
+    if let Some(p) = &platform {
+        skip_registry::platform::validate_platform(p)
+            .map_err(|m| crate::error::usage(format!("bake --platform: {m}")))?;
+    }
     let client = crate::registry::client(&config, &args.registry.flags())?;
     let rt = runtime()?;
     let h = load_and_hash_online(config, discovery, &args.common, &client, &rt)?;
@@ -91,6 +103,35 @@ pub fn run(args: BakeArgs) -> anyhow::Result<()> {
             .collect();
         let t = bake_target(&spec.name);
         names.push(t.clone());
+        let (platforms, tags) = match &platform {
+            None => (spec.platforms.clone(), vec![hash.image.clone()]),
+            Some(p) => {
+                let Some(own) = spec.platforms.iter().find(|q| {
+                    skip_registry::PlatformKey::parse(q).ok()
+                        == skip_registry::PlatformKey::parse(p).ok()
+                }) else {
+                    return Err(crate::error::usage(format!(
+                        "bake --platform {p}: image `{}` does not build {p} (its platforms: {}); pass a batch's own `platform` and `images`",
+                        spec.name,
+                        spec.platforms.join(", ")
+                    )));
+                };
+                if spec.runners.is_empty() {
+                    return Err(crate::error::usage(format!(
+                        "bake --platform {p}: image `{}` has no `runners:`, so it is built with all its platforms in one job; drop --platform for it",
+                        spec.name
+                    )));
+                }
+                (
+                    vec![own.clone()],
+                    vec![format!(
+                        "{}:{}",
+                        spec.repository,
+                        crate::fanout::platform_tag(&hash.tag, own)
+                    )],
+                )
+            }
+        };
         bake.target.insert(
             t,
             Target {
@@ -98,8 +139,8 @@ pub fn run(args: BakeArgs) -> anyhow::Result<()> {
                 // Absolute: bake resolves a relative dockerfile against the context.
                 dockerfile: cwd.join(&spec.dockerfile).display().to_string(),
                 args: hash.build_args.clone(),
-                tags: vec![hash.image.clone()],
-                platforms: spec.platforms.clone(),
+                tags,
+                platforms,
                 target: spec.target.clone(),
                 contexts,
             },
