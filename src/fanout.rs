@@ -61,6 +61,9 @@ pub struct PlatformAnswers {
     pub content: Option<Result<Vec<PlatformKey>, String>>,
     /// Each platform (as in the config) the content tag lacks: its per-platform tag's answer.
     pub per_platform: BTreeMap<String, Existence>,
+    /// Per-platform images that exist but are not on their parents' current image of that
+    /// platform (or could not be checked), with why: built again, never reused.
+    pub stale: BTreeMap<String, String>,
 }
 
 /// Per-platform decisions: sets [`Decision::platforms`] and [`Decision::merge`] of every image
@@ -162,6 +165,13 @@ pub fn refine(
                 continue;
             }
             match answer.per_platform.get(p) {
+                Some(Existence::Present { .. }) if answer.stale.contains_key(p) => {
+                    build.push(p.clone());
+                    from_parent.push(format!(
+                        "{p} (pushed per platform, but {})",
+                        answer.stale[p]
+                    ));
+                }
                 Some(Existence::Present { .. }) => from_platform_tag.push(p.clone()),
                 Some(Existence::Unknown { reason }) => {
                     build.push(p.clone());
@@ -341,7 +351,7 @@ mod tests {
                 .iter()
                 .map(|p| PlatformKey::parse(p).unwrap())
                 .collect())),
-            per_platform: BTreeMap::new(),
+            ..Default::default()
         }
     }
 
@@ -349,6 +359,7 @@ mod tests {
         PlatformAnswers {
             content: None,
             per_platform: ps.iter().map(|(p, e)| (p.to_string(), e.clone())).collect(),
+            ..Default::default()
         }
     }
 
@@ -430,6 +441,28 @@ mod tests {
     }
 
     #[test]
+    fn a_platform_image_not_on_the_current_parent_is_built_again() {
+        let mut a = per(&[
+            ("linux/amd64", present()),
+            ("linux/arm64", Existence::Absent),
+        ]);
+        a.stale.insert(
+            "linux/amd64".into(),
+            "linux/amd64 is not built on the current base".into(),
+        );
+        let d = run(&[present(), Existence::Absent], &[Some(amd_arm()), Some(a)]);
+        assert_eq!(
+            d[1].platforms.as_deref().unwrap(),
+            ["linux/amd64", "linux/arm64"]
+        );
+        assert!(
+            d[1].reason.contains("not built on the current base"),
+            "{}",
+            d[1].reason
+        );
+    }
+
+    #[test]
     fn every_platform_pushed_means_merge_only() {
         let a = per(&[("linux/amd64", present()), ("linux/arm64", present())]);
         let d = run(&[Existence::Absent, present()], &[Some(a), Some(amd_arm())]);
@@ -466,7 +499,7 @@ mod tests {
         assert!(d[0].reason.contains("HTTP 503"));
         let unread = PlatformAnswers {
             content: Some(Err("HTTP 500".into())),
-            per_platform: BTreeMap::new(),
+            ..Default::default()
         };
         let d = run(&[present(), present()], &[Some(unread), Some(amd_arm())]);
         assert_eq!(

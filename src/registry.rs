@@ -325,7 +325,8 @@ async fn read_one(
 
 /// With `runners:`: for each image built per platform, the platforms its content tag holds
 /// (read from its manifest when present) and, for each platform it lacks, whether the
-/// per-platform tag exists. One answer per image (`None` without `runners:`), same order.
+/// per-platform tag exists and sits on its `FROM` parents (`from`, from
+/// [`crate::lineage::from_parents`]). One answer per image (`None` without `runners:`), same order.
 /// Everything is bounded by `deadline`; what is not answered in time is an error or `Unknown`,
 /// which builds.
 pub async fn probe_platforms(
@@ -333,6 +334,7 @@ pub async fn probe_platforms(
     config: &Config,
     hashes: &[ImageHash],
     existence: &[Existence],
+    from: &[Vec<usize>],
     deadline: Duration,
 ) -> Vec<Option<crate::fanout::PlatformAnswers>> {
     let deadline = tokio::time::Instant::now() + deadline;
@@ -364,6 +366,7 @@ pub async fn probe_platforms(
                             )
                         })
                         .collect(),
+                    stale: Default::default(),
                 },
             };
             (i, a)
@@ -375,7 +378,159 @@ pub async fn probe_platforms(
             out[i] = Some(a);
         }
     }
+    check_platform_lineage(client, config, hashes, from, &mut out, deadline).await;
     out
+}
+
+/// Reuse is verified, not assumed: a per-platform image found by (hash, platform) is reused only
+/// if it sits on its `FROM` parents' current image of that platform (the parent's content tag's
+/// entry, else the parent's own per-platform image), judged by [`crate::lineage::base_problems`],
+/// the judge promote uses. A parent whose image of that platform cannot be found is built in this
+/// run, and the child's platform with it (the cascade), so it needs no check here. Anything that
+/// cannot be read marks the platform stale: it builds.
+async fn check_platform_lineage(
+    client: &Client,
+    config: &Config,
+    hashes: &[ImageHash],
+    from: &[Vec<usize>],
+    answers: &mut [Option<crate::fanout::PlatformAnswers>],
+    deadline: tokio::time::Instant,
+) {
+    use skip_registry::PlatformKey;
+    let mut jobs = Vec::new();
+    for (i, spec) in config.images.iter().enumerate() {
+        let Some(a) = &answers[i] else { continue };
+        let parents = from.get(i).cloned().unwrap_or_default();
+        if parents.is_empty() {
+            continue;
+        }
+        for (p, e) in &a.per_platform {
+            if !matches!(e, Existence::Present { .. }) {
+                continue;
+            }
+            let Ok(key) = PlatformKey::parse(p) else {
+                continue;
+            };
+            let child_ref = crate::fanout::platform_tag(&hashes[i].tag, p);
+            let mut parent_refs = Vec::new();
+            for &j in &parents {
+                let ps = &config.images[j];
+                // Where the parent's current image of this platform is.
+                let in_content = match answers.get(j).and_then(|x| x.as_ref()) {
+                    Some(pa) => matches!(&pa.content, Some(Ok(held)) if held.contains(&key)),
+                    // A parent without runners: its content tag holds every platform.
+                    None => true,
+                };
+                let r = if in_content {
+                    hashes[j].tag.clone()
+                } else {
+                    crate::fanout::platform_tag(&hashes[j].tag, p)
+                };
+                parent_refs.push((ps.name.clone(), ps.repo.clone(), r));
+            }
+            jobs.push((i, p.clone(), key, spec.repo.clone(), child_ref, parent_refs));
+        }
+    }
+    let checks = jobs
+        .into_iter()
+        .map(|(i, p, key, repo, child_ref, parent_refs)| async move {
+            let work = async {
+                let Some(child) = platform_image(client, &repo, &child_ref, &key).await? else {
+                    return Ok::<Option<String>, anyhow::Error>(Some(format!(
+                        "{child_ref} has no {p} image"
+                    )));
+                };
+                let mut parents = Vec::new();
+                for (name, prepo, r) in &parent_refs {
+                    // Not found: the parent builds this platform now, and the child with it.
+                    if let Some(pi) = platform_image(client, prepo, r, &key).await? {
+                        parents.push((name.clone(), pi));
+                    } else {
+                        return Ok(None);
+                    }
+                }
+                let found = |pi: &crate::lineage::PlatformImage, m: &skip_registry::Manifest| {
+                    crate::lineage::Found {
+                        manifest: m.clone(),
+                        index: false,
+                        images: vec![pi.clone()],
+                    }
+                };
+                let empty = skip_registry::Manifest {
+                    bytes: Vec::new(),
+                    media_type: String::new(),
+                    digest: String::new(),
+                };
+                let pf: Vec<(String, crate::lineage::Found)> = parents
+                    .iter()
+                    .map(|(n, pi)| (n.clone(), found(pi, &empty)))
+                    .collect();
+                let refs: Vec<(&str, &crate::lineage::Found)> =
+                    pf.iter().map(|(n, f)| (n.as_str(), f)).collect();
+                let problems = crate::lineage::base_problems(&refs, &found(&child, &empty));
+                Ok((!problems.is_empty()).then(|| problems.join("; ")))
+            };
+            let verdict = match tokio::time::timeout_at(deadline, work).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => Some(format!(
+                    "could not check its parent ({e:#}); building to be safe"
+                )),
+                Err(_) => Some("no answer before the decide deadline; building to be safe".into()),
+            };
+            (i, p, verdict)
+        });
+    for (i, p, verdict) in futures_util::future::join_all(checks).await {
+        if let (Some(why), Some(a)) = (verdict, answers[i].as_mut()) {
+            a.stale.insert(p, why);
+        }
+    }
+}
+
+/// The image of `platform` behind `reference`, with its layers: the reference's own manifest
+/// when it is single-platform (a per-platform tag), or its index's entry for the platform.
+/// `None` when the reference does not exist or holds no such platform.
+async fn platform_image(
+    client: &Client,
+    repo: &RepoRef,
+    reference: &str,
+    platform: &skip_registry::PlatformKey,
+) -> anyhow::Result<Option<crate::lineage::PlatformImage>> {
+    use skip_registry::manifest::ParsedManifest;
+    let m = match client.get_manifest(repo, reference).await {
+        Ok(m) => m,
+        Err(e) if skip_registry::ErrorKind::of(&e) == skip_registry::ErrorKind::NotFound => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e.context(format!("reading {reference}"))),
+    };
+    let (digest, manifest) = match m.parse()? {
+        ParsedManifest::Image(im) => (m.digest.clone(), im),
+        ParsedManifest::Index(idx) => {
+            let Some(d) = idx.manifests.iter().find(|d| {
+                !crate::fanout::is_attestation(d)
+                    && d.platform
+                        .as_ref()
+                        .is_some_and(|p| skip_registry::PlatformKey::from_oci(p) == *platform)
+            }) else {
+                return Ok(None);
+            };
+            let child = client
+                .get_manifest(repo, &d.digest)
+                .await
+                .with_context(|| format!("reading {reference}'s {platform} image"))?;
+            match child.parse()? {
+                ParsedManifest::Image(im) => (child.digest.clone(), im),
+                ParsedManifest::Index(_) => {
+                    anyhow::bail!("{reference}'s {platform} entry is an index")
+                }
+            }
+        }
+    };
+    Ok(Some(crate::lineage::PlatformImage {
+        platform: Some(platform.clone()),
+        digest,
+        layers: Some(manifest.layers.iter().map(|l| l.digest.clone()).collect()),
+    }))
 }
 
 async fn platform_answers(
@@ -420,6 +575,7 @@ async fn platform_answers(
             .await
             .into_iter()
             .collect(),
+        stale: Default::default(),
     }
 }
 

@@ -520,3 +520,34 @@ fn a_content_tag_lacking_a_platform_is_repaired_for_that_platform() {
     let (_, children) = rt.block_on(index_at(&p, &tags["base"])).unwrap();
     assert_eq!(digests(&children), [amd.digest.clone(), arm.digest.clone()]);
 }
+
+#[test]
+fn a_platform_image_not_on_the_current_parent_is_built_again() {
+    let rt = rt();
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = workspace(&host);
+    let tags = tags(&ws);
+    let p = reg.pusher();
+    let base_amd = rt.block_on(push_platform(&p, &tags["base"], "amd64", None));
+    let base_arm = rt.block_on(push_platform(&p, &tags["base"], "arm64", None));
+    let r = run(&ws, &["merge", "--images", "base"]);
+    assert!(r.ok(), "{}", r.log());
+    // app's arm64 sits on the current base; its amd64 was built on another base push.
+    rt.block_on(push_platform(&p, &tags["app"], "arm64", Some(&base_arm)));
+    rt.block_on(push_platform(&p, &tags["app"], "amd64", None));
+    let r = decide(&ws, &[]);
+    assert_eq!(entries(&r), pairs(&[("app", "linux/amd64")]), "{}", r.log());
+    let reason = r.json("plan")[1]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("not built on the current base")
+            && reason.contains("linux/arm64 already pushed per platform"),
+        "{reason}"
+    );
+    // Rebuilt on the current base: merged, then everything is reused.
+    rt.block_on(push_platform(&p, &tags["app"], "amd64", Some(&base_amd)));
+    let r = run(&ws, &["merge", "--images", "app"]);
+    assert!(r.ok(), "{}", r.log());
+    let r = decide(&ws, &[]);
+    assert_eq!(r.outputs["need_build"], "false", "{}", r.log());
+}

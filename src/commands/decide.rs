@@ -86,6 +86,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             &config,
             &hashes,
             &existence,
+            &crate::lineage::from_parents(&config, &discovery),
             flags.timeout,
         ));
         crate::fanout::refine(&config, &existence, &force, &answers, &mut decisions);
