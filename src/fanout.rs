@@ -7,7 +7,9 @@
 //! in here as data.
 //!
 //! The rules, per image with `runners:` (parents first):
-//! 1. Forced, or the registry could not tell about the content tag: every platform builds.
+//! 1. Forced, or the registry could not tell about the content tag, or the content tag exists
+//!    but [`crate::plan`] builds it anyway (not on its parent's current push, or a parent is
+//!    being built): every platform builds.
 //! 2. A platform a parent builds in this run builds too: the rebuilt parent image has a new
 //!    digest, and the old child image of that platform does not sit on it (the per-platform
 //!    form of "a parent being built forces its children").
@@ -122,6 +124,15 @@ pub fn refine(
                 continue;
             }
             (Existence::Absent, _) => Vec::new(),
+            // The content tag exists but plan::decide builds it anyway: it is not on its parent's
+            // current push (the base check), could not be checked, or a parent is being built
+            // (the base check does not judge those). Every platform builds, with that reason:
+            // reusing some platforms of an image judged as a whole would be a guess.
+            (Existence::Present { .. }, _) if d.need_build => {
+                let reason = d.reason.clone();
+                set(d, all(), true, reason);
+                continue;
+            }
             (Existence::Present { .. }, Some(Ok(ps))) => ps.clone(),
             (Existence::Present { .. }, Some(Err(why))) => {
                 set(
@@ -405,16 +416,14 @@ mod tests {
         );
         assert!(d[0].merge && d[0].need_build);
         assert_eq!(d[0].reason, "tag missing");
-        // The child rebuilds every platform its parent builds.
+        // A child whose content tag exists but whose parent is being built: every platform, as
+        // plan::decide says (its content tag was not judged against the parent).
         assert_eq!(
             d[1].platforms.as_deref().unwrap(),
             ["linux/amd64", "linux/arm64"]
         );
-        assert!(
-            d[1].reason.contains("parent base builds it"),
-            "{}",
-            d[1].reason
-        );
+        assert_eq!(d[1].reason, "parent base is being built");
+        assert!(d[1].merge);
     }
 
     #[test]
@@ -423,7 +432,11 @@ mod tests {
             ("linux/amd64", present()),
             ("linux/arm64", Existence::Absent),
         ]);
-        let d = run(&[Existence::Absent, present()], &[Some(a), Some(amd_arm())]);
+        let child = per(&[("linux/amd64", present()), ("linux/arm64", present())]);
+        let d = run(
+            &[Existence::Absent, Existence::Absent],
+            &[Some(a), Some(child)],
+        );
         assert_eq!(d[0].platforms.as_deref().unwrap(), ["linux/arm64"]);
         assert!(
             d[0].reason
@@ -436,8 +449,29 @@ mod tests {
             "{}",
             d[0].reason
         );
+        // The child rebuilds arm64 only (its parent's arm64 is new); its amd64 is reused.
         assert_eq!(d[1].platforms.as_deref().unwrap(), ["linux/arm64"]);
+        assert!(
+            d[1].reason.contains("parent base builds it"),
+            "{}",
+            d[1].reason
+        );
         assert!(d[1].merge);
+    }
+
+    #[test]
+    fn a_built_content_tag_builds_every_platform() {
+        // plan::decide builds app (forced here; stale or cascaded alike): all platforms.
+        let c = config();
+        let e = [present(), present()];
+        let f = Force::parse(Some("app"), &c).unwrap();
+        let mut d = crate::plan::decide(&c, &e, &f, Default::default()).unwrap();
+        refine(&c, &e, &f, &[Some(amd_arm()), Some(amd_arm())], &mut d);
+        assert!(!d[0].need_build);
+        assert_eq!(
+            d[1].platforms.as_deref().unwrap(),
+            ["linux/amd64", "linux/arm64"]
+        );
     }
 
     #[test]
@@ -465,10 +499,14 @@ mod tests {
     #[test]
     fn every_platform_pushed_means_merge_only() {
         let a = per(&[("linux/amd64", present()), ("linux/arm64", present())]);
-        let d = run(&[Existence::Absent, present()], &[Some(a), Some(amd_arm())]);
+        let d = run(
+            &[Existence::Absent, Existence::Absent],
+            &[Some(a.clone()), Some(a)],
+        );
         assert!(!d[0].need_build && d[0].merge, "{:?}", d[0]);
         assert!(d[0].reason.contains("merge writes the content tag"));
-        assert!(!d[1].need_build && !d[1].merge, "{:?}", d[1]);
+        // Nothing of the parent is rebuilt: the child's platform images stay.
+        assert!(!d[1].need_build && d[1].merge, "{:?}", d[1]);
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             &config,
             &hashes,
             &existence,
-            &crate::lineage::from_parents(&config, &discovery),
+            &from,
             flags.timeout,
         ));
         crate::fanout::refine(&config, &existence, &force, &answers, &mut decisions);
