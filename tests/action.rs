@@ -457,3 +457,20 @@ fn the_ci_self_test_config_is_valid() {
     assert!(ci.contains("tests/e2e/selftest.yml"));
     assert!(ci.contains("test \"$COUNT\" = 3"));
 }
+
+/// Runners evaluate `${{ … }}` everywhere in action.yml, descriptions included: act refuses the
+/// step ("expressions are not allowed here"). Only `value:` and `default:` may hold one.
+#[test]
+fn descriptions_hold_no_expressions() {
+    let a = action();
+    for section in ["inputs", "outputs"] {
+        for (k, v) in a[section].as_mapping().unwrap() {
+            let d = v["description"].as_str().unwrap_or_default();
+            assert!(
+                !d.contains("${{"),
+                "{section}.{}: the description holds an expression",
+                k.as_str().unwrap()
+            );
+        }
+    }
+}

@@ -271,6 +271,9 @@ impl World {
         cmd.current_dir(self.repo())
             .arg(event)
             .args(["-P", "ubuntu-latest=-self-hosted"])
+            // The native-runner pipeline's labels (runners:), both on this host.
+            .args(["-P", "ubuntu-24.04=-self-hosted"])
+            .args(["-P", "ubuntu-24.04-arm=-self-hosted"])
             .args(["--no-cache-server", "--action-offline-mode"])
             .arg("-W")
             .arg(format!(".github/workflows/{}", self.workflow));
@@ -969,5 +972,165 @@ fn levels_workflow_copy_matches_the_shipped_file() {
         "examples/workflows/levels-gitea.yml",
     ] {
         assert_eq!(shape(&load(shipped)), test, "{shipped}");
+    }
+}
+
+fn native_world(act: PathBuf, registry_host: &str, asset: &[u8]) -> World {
+    World::with(act, asset, "native.yml", |repo| {
+        let cfg = format!(
+            "version: 1\nrepository: {registry_host}/{REPO_PATH}\nplatforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\nimages:\n  base:\n    dockerfile: Dockerfile.root\n    tag: \"base-{{hash}}\"\n    promote: [base-latest]\n  app:\n    from: base\n    dockerfile: Dockerfile.child\n    args: {{ NAME: app }}\n    tag: \"app-{{hash}}\"\n    promote: [app-latest]\n"
+        );
+        std::fs::write(repo.join("skip-action.yml"), cfg).unwrap();
+        std::fs::write(
+            repo.join("Dockerfile.root"),
+            "FROM debian:12\nCOPY root.txt /\n",
+        )
+        .unwrap();
+        std::fs::write(repo.join("root.txt"), "root\n").unwrap();
+        std::fs::write(
+            repo.join("Dockerfile.child"),
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
+        )
+        .unwrap();
+    })
+}
+
+/// A content tag's index: platform (`linux/arm64`) → child digest. Panics if it is not an index.
+fn index_children(reg: &Registry, tag: &str) -> BTreeMap<String, String> {
+    let p = reg.reg.pusher();
+    let (bytes, media_type, _) = reg
+        .rt
+        .block_on(p.get_manifest(REPO_PATH, tag))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{tag} does not exist"));
+    assert!(media_type.contains("index"), "{tag} is a {media_type}");
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                format!(
+                    "{}/{}",
+                    m["platform"]["os"].as_str().unwrap(),
+                    m["platform"]["architecture"].as_str().unwrap()
+                ),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The native-runner pipeline (tests/e2e/native.yml, a copy of examples/workflows/github-native.yml)
+/// under act with both runner labels mapped to this host: a failed arm64 job leaves the base
+/// unmerged and nothing promoted; the next run builds only that platform (and the level above),
+/// merges each level before the next builds on it, and promotes; a third run reuses everything.
+#[test]
+fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
+    let Some(act) = act() else { return };
+    let bin = binary();
+    let asset = std::fs::read(&bin).unwrap();
+    let reg = Registry::start();
+    let world = native_world(act, &reg.reg.host(), &asset);
+    let bin_s = bin.to_str().unwrap().to_string();
+    let run = |label: &str, fail: &str| {
+        let e = [
+            ("E2E_BIN", bin_s.as_str()),
+            ("E2E_DOWNLOAD_URL", ""),
+            ("E2E_FAIL", fail),
+        ];
+        world.run(label, "push", &e, &[])
+    };
+
+    // 1. base's arm64 job fails: amd64 is pushed per platform, merge-0 does not run, the app
+    //    level waits, nothing is promoted.
+    let r1 = run("native-arm64-fails", "base linux/arm64");
+    assert!(
+        !r1.ok,
+        "a failed platform job fails the run\n{}",
+        r1.context()
+    );
+    assert_eq!(
+        built(&r1),
+        names(&["base linux/amd64 ubuntu-24.04"]),
+        "{}",
+        r1.context()
+    );
+    let p1 = plan(&r1);
+    assert!(reg.digest(&p1["base"].0).is_none(), "{}", r1.context());
+    assert!(reg
+        .digest(&format!("{}-linux-amd64", p1["base"].0))
+        .is_some());
+    assert!(!r1.promoted(), "{}", r1.context());
+
+    // 2. The re-run builds base's arm64 only, merges base, builds app on it per platform,
+    //    merges app and promotes.
+    let r2 = run("native-recover", "");
+    r2.assert_ok();
+    assert_eq!(
+        built(&r2),
+        names(&[
+            "base linux/arm64 ubuntu-24.04-arm",
+            "app linux/amd64 ubuntu-24.04",
+            "app linux/arm64 ubuntu-24.04-arm"
+        ]),
+        "{}",
+        r2.context()
+    );
+    let p2 = plan(&r2);
+    let base = index_children(&reg, &p2["base"].0);
+    let app = index_children(&reg, &p2["app"].0);
+    for plat in ["linux/amd64", "linux/arm64"] {
+        let arch = plat.rsplit('/').next().unwrap();
+        assert_eq!(
+            reg.digest(&format!("{}-linux-{arch}", p2["base"].0))
+                .as_ref(),
+            Some(&base[plat]),
+            "base's index holds the per-platform image by digest"
+        );
+        let bl = reg.layers(&base[plat]);
+        assert!(
+            reg.layers(&app[plat]).starts_with(&bl),
+            "app {plat} is not built on base {plat}\n{}",
+            r2.context()
+        );
+    }
+    assert!(r2.promoted(), "{}", r2.context());
+
+    // 3. Nothing changed: no job builds, merge has nothing to do, promote runs.
+    let r3 = run("native-reuse", "");
+    r3.assert_ok();
+    assert_eq!(r3.out("need_build"), "");
+    assert!(r3.builds.is_empty(), "{}", r3.context());
+    assert!(r3.promoted(), "{}", r3.context());
+}
+
+/// The e2e copy of the native workflow has the shipped file's jobs, `needs:`, `if:` guards,
+/// `runs-on` and matrices: the act run above proves the shipped file.
+#[test]
+fn native_workflow_copy_matches_the_shipped_file() {
+    let load = |p: &str| -> serde_yaml::Value {
+        serde_yaml::from_str(&std::fs::read_to_string(root().join(p)).unwrap()).unwrap()
+    };
+    let shipped = load("examples/workflows/github-native.yml");
+    let copy = load("tests/e2e/native.yml");
+    let jobs = |w: &serde_yaml::Value| -> Vec<String> {
+        w["jobs"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(jobs(&shipped), jobs(&copy));
+    for j in jobs(&shipped) {
+        for key in ["needs", "if", "runs-on", "strategy", "outputs"] {
+            assert_eq!(
+                shipped["jobs"][j.as_str()][key],
+                copy["jobs"][j.as_str()][key],
+                "job {j}: `{key}` differs between the shipped workflow and its e2e copy"
+            );
+        }
     }
 }

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `push` uploads a single-platform image with one new random layer; with `--from`, on top of the
-//! parent's layers, as `docker build` does for `FROM parent`. Plain http, no authentication: for
+//! parent's layers, as `docker build` does for `FROM parent` (a parent that is an index gives
+//! its `--platform` child). Plain http, no authentication: for
 //! the test registries on 127.0.0.1 only.
 
 use std::process::ExitCode;
@@ -86,6 +87,7 @@ async fn run(args: &[String]) -> Result<ExitCode> {
         "push" => {
             let mut target = None;
             let mut from = None;
+            let mut platform: Option<(String, String)> = None;
             let mut spec = ImageSpec::oci();
             let mut it = rest.iter();
             while let Some(a) = it.next() {
@@ -103,6 +105,7 @@ async fn run(args: &[String]) -> Result<ExitCode> {
                         let p = it.next().context("--platform needs OS/ARCH")?;
                         let (os, arch) = p.split_once('/').context("--platform needs OS/ARCH")?;
                         spec = spec.platform(os, arch);
+                        platform = Some((os.to_string(), arch.to_string()));
                     }
                     "--label" => {
                         let l = it.next().context("--label needs KEY=VALUE")?;
@@ -116,8 +119,33 @@ async fn run(args: &[String]) -> Result<ExitCode> {
             }
             let target = target.context(USAGE)?;
             let pusher = target.pusher();
-            if let Some(parent) = from {
+            if let Some(mut parent) = from {
                 let src = parent.pusher();
+                // A multi-platform parent (an index): the child of this push's platform, as
+                // `docker build --platform` pulls it.
+                if let Some((bytes, media_type, _)) =
+                    src.get_manifest(&parent.repo, &parent.reference).await?
+                {
+                    if media_type.contains("index") || media_type.contains("manifest.list") {
+                        let (os, arch) = platform
+                            .clone()
+                            .context("--from names an index: pass --platform OS/ARCH")?;
+                        let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+                        let child = v["manifests"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .find(|m| {
+                                m["platform"]["os"] == os.as_str()
+                                    && m["platform"]["architecture"] == arch.as_str()
+                            })
+                            .and_then(|m| m["digest"].as_str())
+                            .with_context(|| {
+                                format!("{}: no {os}/{arch} image", parent.reference)
+                            })?;
+                        parent.reference = child.to_string();
+                    }
+                }
                 let img = src.pull_image(&parent.repo, &parent.reference).await?;
                 if parent.host != target.host || parent.repo != target.repo {
                     // Another repository: copy the parent's layers over first.
