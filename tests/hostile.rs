@@ -12,11 +12,14 @@ use common::*;
 use skip_testkit::{FaultProxy, ImageSpec, TestRegistry, TokenOptions};
 
 /// The outputs `decide` writes, by name (a contract).
-const DECIDE_OUTPUTS: [&str; 16] = [
+const DECIDE_OUTPUTS: [&str; 22] = [
     "base_hash",
     "base_image",
+    "base_matrix",
     "base_need_build",
+    "base_platforms",
     "base_tag",
+    "base_target",
     "build_count",
     "dry_run",
     "images",
@@ -24,6 +27,9 @@ const DECIDE_OUTPUTS: [&str; 16] = [
     "levels_need_build",
     "matrix",
     "matrix_levels",
+    "merge_images",
+    "merge_levels",
+    "merge_needed",
     "need_build",
     "plan",
     "plan_file",
@@ -131,6 +137,16 @@ fn untrusted_strings_cannot_inject_outputs_or_workflow_commands() {
             false,
         ),
         ("platform", "images:\n  base:\n    platforms: [{P}]\n", false),
+        (
+            "runner label",
+            "platforms: [linux/amd64]\nrunners: {linux/amd64: {P}}\nimages:\n  base: {}\n",
+            false,
+        ),
+        (
+            "runner platform",
+            "platforms: [linux/amd64]\nrunners: {{P}: x}\nimages:\n  base: {}\n",
+            false,
+        ),
         ("dockerfile path", "images:\n  base:\n    dockerfile: {P}\n", false),
         ("context path", "images:\n  base:\n    context: {P}\n", false),
         ("inputs glob", "images:\n  base:\n    inputs: [{P}]\n", false),

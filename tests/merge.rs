@@ -551,3 +551,49 @@ fn a_platform_image_not_on_the_current_parent_is_built_again() {
     let r = decide(&ws, &[]);
     assert_eq!(r.outputs["need_build"], "", "{}", r.log());
 }
+
+#[test]
+fn runners_config_refusals_name_the_key_and_the_fix() {
+    let cases: [(&str, &str); 4] = [
+        (
+            "platforms: [linux/amd64, linux/arm64]\nrunners: {linux/amd64: ubuntu-24.04}\nimages:\n  base: {}\n",
+            "no runner is given for linux/arm64",
+        ),
+        (
+            "runners: {linux/amd64: ubuntu-24.04}\nimages:\n  base: {}\n",
+            "lists no `platforms:`",
+        ),
+        (
+            "platforms: [linux/amd64]\nimages:\n  base:\n    runners: {linux/arm64: arm}\n",
+            "linux/arm64 is not one of the image's platforms",
+        ),
+        (
+            "platforms: [linux/amd64]\nrunners: {linux/amd64: \"\"}\nimages:\n  base: {}\n",
+            "is not a runner label",
+        ),
+    ];
+    for (cfg, want) in cases {
+        let ws = Ws::new();
+        ws.write(
+            "skip-action.yml",
+            &format!("version: 1\nrepository: ghcr.io/acme/x\n{cfg}"),
+        );
+        ws.write("Dockerfile", "FROM alpine:3.20\n");
+        let o = ws.run(&["hash"]);
+        assert_eq!(o.status.code(), Some(2), "{cfg}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(want) && stderr(&o).contains("skip-action.yml"),
+            "{cfg}: {}",
+            stderr(&o)
+        );
+    }
+    // Spellings of one platform match (`linux/arm64/v8` is `linux/arm64`).
+    let ws = Ws::new();
+    ws.write(
+        "skip-action.yml",
+        "version: 1\nrepository: ghcr.io/acme/x\nplatforms: [linux/arm64/v8]\nrunners: {linux/arm64: arm}\nimages:\n  base: {}\n",
+    );
+    ws.write("Dockerfile", "FROM alpine:3.20\n");
+    let o = ws.run(&["hash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
