@@ -12,7 +12,10 @@ use common::*;
 use skip_testkit::{FaultProxy, ImageSpec, TestRegistry, TokenOptions};
 
 /// The outputs `decide` writes, by name (a contract).
-const DECIDE_OUTPUTS: [&str; 22] = [
+const DECIDE_OUTPUTS: [&str; 25] = [
+    "base_build_args",
+    "base_context",
+    "base_dockerfile",
     "base_hash",
     "base_image",
     "base_matrix",
