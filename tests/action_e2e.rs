@@ -191,10 +191,21 @@ impl World {
         World::with(act, asset, "images.yml", |repo| {
             copy_tree(&root().join("examples/devbox"), repo);
             let cfg = repo.join("skip-action.yml");
-            let text = std::fs::read_to_string(&cfg).unwrap().replace(
-                "ghcr.io/acme/devbox",
-                &format!("{registry_host}/{REPO_PATH}"),
-            );
+            // The simulated builds push one single-platform image each (`skip-testkit push`), so
+            // the example's two `platforms:` would (rightly) block promote: this pipeline builds
+            // for the default platform. Per-platform builds have their own test below.
+            let text = std::fs::read_to_string(&cfg)
+                .unwrap()
+                .replace(
+                    "ghcr.io/acme/devbox",
+                    &format!("{registry_host}/{REPO_PATH}"),
+                )
+                .lines()
+                .filter(|l| !l.starts_with("platforms:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n";
+            assert!(!text.contains("platforms:"), "{text}");
             std::fs::write(&cfg, text).unwrap();
         })
     }

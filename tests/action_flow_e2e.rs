@@ -143,10 +143,20 @@ impl World {
         let repo = dir.path().join("repo");
         common_copy_tree(&root().join("examples/devbox"), &repo);
         let cfg = repo.join("skip-action.yml");
-        let text = std::fs::read_to_string(&cfg).unwrap().replace(
-            "ghcr.io/acme/devbox",
-            &format!("{registry_host}/{REPO_PATH}"),
-        );
+        // The simulated builds push single-platform images: drop the example's two `platforms:`
+        // (which would rightly block promote), as tests/action_e2e.rs does.
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(
+                "ghcr.io/acme/devbox",
+                &format!("{registry_host}/{REPO_PATH}"),
+            )
+            .lines()
+            .filter(|l| !l.starts_with("platforms:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        assert!(!text.contains("platforms:"), "{text}");
         std::fs::write(&cfg, text).unwrap();
         let action = repo.join("skip-action");
         std::fs::create_dir_all(action.join("scripts")).unwrap();
