@@ -175,13 +175,26 @@ pub struct BakeArgs {
     pub common: Common,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Image names, comma- or space-separated (a batch's `images`); default all.
-    #[arg(long, env = "INPUT_IMAGES", value_name = "NAME,…")]
+    /// Image names, comma- or space-separated; default all.
+    #[arg(
+        long,
+        env = "INPUT_IMAGES",
+        value_name = "NAME,…",
+        conflicts_with = "batch"
+    )]
     pub images: Option<String>,
-    /// With `runners:`: build only this platform (a batch's `platform`), pushing each image's
-    /// per-platform tag instead of its content tag.
+    /// With `runners:`: build only this platform (a per-image entry's `platform`), pushing each
+    /// image's per-platform tag instead of its content tag. A `--batch` of a platform sets it.
     #[arg(long, env = "INPUT_PLATFORM", value_name = "OS/ARCH")]
     pub platform: Option<String>,
+    /// A batch entry's `batch` (e.g. `level1-007of255`, or `level1-linux_arm64-r1-007of255` with
+    /// `runners:`): build the images decide meant for it, found from the config (needs `--select`);
+    /// a batch of one platform builds only it, as `--platform` does.
+    #[arg(long, value_name = "ID", requires = "select")]
+    pub batch: Option<String>,
+    /// The same entry's `select` (`<key>-<mask>`).
+    #[arg(long, value_name = "KEY-MASK", requires = "batch")]
+    pub select: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,19 @@
 //! What `decide` tells the workflow: the outputs (names are a contract), the job matrices and the
 //! Markdown summary. Pure: values in, strings out; [`crate::github::output`] writes them.
 //!
-//! GitHub rejects an empty matrix and any matrix over 256 jobs. Matrices here are always
-//! `{"include":[…]}` with at most `max_jobs` entries: when more images must be built, each entry is
-//! a batch of images (`batch`, `images`, `targets` for `docker buildx bake`), balanced across the
-//! allowed jobs.
+//! GitHub rejects an empty matrix and any matrix over 256 jobs, any job output over 1 MB, and a
+//! composite action evaluates every output it declares (the runner's expression evaluator has a
+//! memory cap). So every output here is bounded *by design*, not by chance:
+//! - a matrix is `{"include":[…]}` with at most `max_jobs` entries. It lists one entry per image
+//!   while that fits ([`MATRIX_MAX_BYTES`]); past it, each entry *names* a batch
+//!   (`{"batch":"level1-007of255","count":25,"level":1,"select":"…"}`) instead of listing its
+//!   images. A batch is a pure function of the config (a contiguous bucket of one level's images in
+//!   config order, see [`BatchId`]); `select` says which of its images decide found to build. The
+//!   build job expands it from the same commit with `skip-action bake --batch ID --select SEL`, so
+//!   nothing passes between jobs but the matrix entry (Gitea has no v4 artifacts). An entry's size
+//!   does not grow with the batch: a name, three numbers and one hex bit per image.
+//! - `plan` holds whole entries while they fit in [`PLAN_MAX_BYTES`], and `plan_omitted` counts
+//!   the rest; the whole plan is always in the file `plan_file` names.
 
 use serde::Serialize;
 
@@ -38,23 +47,349 @@ pub struct MatrixEntry {
     pub runner: Option<String>,
 }
 
-/// A batch of images for one job, when there are more images than jobs.
-#[derive(Debug, Clone, Serialize)]
+/// The most a per-image matrix may weigh: past it (or past `max_jobs` images) the matrix holds
+/// batch entries. With `plan` ([`PLAN_MAX_BYTES`]) and `matrix_levels` ([`LEVELS_MAX_BYTES`]),
+/// decide's outputs stay under GitHub's 1 MB per output and 1 MiB together at any scale.
+pub const MATRIX_MAX_BYTES: usize = 128 * 1024;
+/// The most `matrix_levels` may weigh in per-image form (all levels together).
+pub const LEVELS_MAX_BYTES: usize = 256 * 1024;
+/// The most the `plan` output may weigh; the whole plan is in `plan_file`.
+pub const PLAN_MAX_BYTES: usize = 256 * 1024;
+
+/// One batch of images for one job, by name: the job expands it from the config.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Batch {
-    /// `3/256`.
+    /// The bucket, e.g. `level1-007of255` ([`BatchId`]).
     pub batch: String,
+    /// How many of its images to build.
     pub count: usize,
-    /// Image names, comma-separated.
-    pub images: String,
-    /// The same names as bake targets (`/` → `_`), space-separated.
-    pub targets: String,
     pub level: usize,
+    /// `<key>-<mask>`: `key` is 8 hex digits of the SHA-256 of the bucket's image names (so a job
+    /// on another commit, whose bucket differs, refuses instead of building the wrong images);
+    /// `mask` has one bit per image of the bucket, in config order, most significant bit first,
+    /// set when decide found it must be built.
+    pub select: String,
     /// With `runners:`: the one platform every image of the batch builds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
     /// With `runners:`: the one runner of the batch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runner: Option<String>,
+}
+
+/// What a batch entry's bucket is: all units of `level` (or of the whole config, `level` None,
+/// only when there are more scopes than jobs) in one `lane` (with `runners:`, one platform on one
+/// runner; a batch never mixes platforms or runners), in config order, cut into `of` contiguous
+/// buckets of near-equal size; this is bucket `index` (1-based). A pure function of the config,
+/// so the build job (and a re-run of it alone) finds the same images decide meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchId {
+    pub level: Option<usize>,
+    /// With `runners:`: the platform (as in its per-platform tag, `_` for `-`: `linux_arm64`) and
+    /// the runner's 1-based rank among that platform's runner labels in the config, sorted.
+    pub lane: Option<(String, usize)>,
+    pub index: usize,
+    pub of: usize,
+}
+
+impl std::fmt::Display for BatchId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = self.of.to_string().len();
+        match self.level {
+            Some(l) => write!(f, "level{l}-")?,
+            None => write!(f, "all-")?,
+        }
+        if let Some((p, r)) = &self.lane {
+            write!(f, "{p}-r{r}-")?;
+        }
+        write!(f, "{:0w$}of{}", self.index, self.of)
+    }
+}
+
+impl std::str::FromStr for BatchId {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        let bad = || {
+            crate::error::usage(format!(
+                "--batch {s:?} is not a batch name like `level1-007of255`, `all-03of12` or \
+                 `level1-linux_arm64-r1-007of255`: pass a matrix entry's `batch` as decide wrote it"
+            ))
+        };
+        let parts: Vec<&str> = s.trim().split('-').collect();
+        let (first, last) = match parts.as_slice() {
+            [f, .., l] => (*f, *l),
+            _ => return Err(bad()),
+        };
+        let level = if first == "all" {
+            None
+        } else {
+            let l = first.strip_prefix("level").ok_or_else(bad)?;
+            Some(l.parse::<usize>().map_err(|_| bad())?)
+        };
+        let lane = match &parts[1..parts.len() - 1] {
+            [] => None,
+            [p, r] if !p.is_empty() => {
+                let r = r.strip_prefix('r').ok_or_else(bad)?;
+                let r: usize = r.parse().map_err(|_| bad())?;
+                if r == 0 {
+                    return Err(bad());
+                }
+                Some((p.to_string(), r))
+            }
+            _ => return Err(bad()),
+        };
+        let (i, of) = last.split_once("of").ok_or_else(bad)?;
+        let index: usize = i.parse().map_err(|_| bad())?;
+        let of: usize = of.parse().map_err(|_| bad())?;
+        if index == 0 || of == 0 || index > of {
+            return Err(bad());
+        }
+        Ok(BatchId {
+            level,
+            lane,
+            index,
+            of,
+        })
+    }
+}
+
+/// One planned unit, in config order: what batches are cut from. An image, or with `runners:`
+/// an image × one of its platforms (every platform of the config, whether it builds or not, so
+/// the buckets do not depend on the registry).
+#[derive(Debug, Clone, Copy)]
+pub struct Unit<'a> {
+    pub name: &'a str,
+    pub level: usize,
+    pub build: bool,
+    /// With `runners:`: the platform, as the config spells it.
+    pub platform: Option<&'a str>,
+    /// With `runners:`: the platform's runner label.
+    pub runner: Option<&'a str>,
+}
+
+/// The units of a config, in config order: one per image, or one per platform of an image with
+/// `runners:` (in its `platforms:` order). `build(i, platform)` says whether decide builds it.
+pub fn config_units<'a>(
+    config: &'a Config,
+    build: impl Fn(usize, Option<&str>) -> bool,
+) -> Vec<Unit<'a>> {
+    let mut out = Vec::new();
+    for (i, s) in config.images.iter().enumerate() {
+        if s.runners.is_empty() {
+            out.push(Unit {
+                name: &s.name,
+                level: s.level,
+                build: build(i, None),
+                platform: None,
+                runner: None,
+            });
+            continue;
+        }
+        for p in &s.platforms {
+            out.push(Unit {
+                name: &s.name,
+                level: s.level,
+                build: build(i, Some(p)),
+                platform: Some(p),
+                runner: Some(crate::fanout::runner_of(s, p)),
+            });
+        }
+    }
+    out
+}
+
+type Lane = Option<(String, usize)>;
+
+/// Each unit's lane ([`BatchId::lane`]): a function of the config's platforms and runners only.
+fn lanes(units: &[Unit]) -> Vec<Lane> {
+    let token = |p: &str| crate::fanout::platform_suffix(p).replace('-', "_");
+    let mut runners: std::collections::BTreeMap<String, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for u in units {
+        if let (Some(p), Some(r)) = (u.platform, u.runner) {
+            runners.entry(token(p)).or_default().insert(r);
+        }
+    }
+    units
+        .iter()
+        .map(|u| {
+            let (p, r) = (u.platform?, u.runner?);
+            let t = token(p);
+            let rank = runners[&t].iter().position(|x| *x == r).unwrap_or(0) + 1;
+            Some((t, rank))
+        })
+        .collect()
+}
+
+/// Bucket `index` (1-based) of `n` items cut into `of` contiguous near-equal buckets.
+fn bucket(n: usize, of: usize, index: usize) -> std::ops::Range<usize> {
+    let at = |i: usize| i * n / of;
+    at(index - 1)..at(index)
+}
+
+/// The units in a batch's scope (a level, or all, of one lane), as indices in config order.
+fn scope(units: &[Unit], lanes: &[Lane], level: Option<usize>, lane: &Lane) -> Vec<usize> {
+    (0..units.len())
+        .filter(|&i| level.is_none_or(|l| units[i].level == l) && lanes[i] == *lane)
+        .collect()
+}
+
+fn bucket_key(units: &[Unit], members: &[usize]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for &i in members {
+        h.update(units[i].name.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn mask_hex(bits: &[bool]) -> String {
+    bits.chunks(4)
+        .map(|c| {
+            let v = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |a, (j, &b)| a | (u32::from(b) << (3 - j)));
+            char::from_digit(v, 16).unwrap_or('0')
+        })
+        .collect()
+}
+
+/// The non-empty batches of a scope cut into `of` buckets.
+fn batches_of(
+    units: &[Unit],
+    lanes: &[Lane],
+    level: Option<usize>,
+    lane: &Lane,
+    of: usize,
+) -> Vec<Batch> {
+    let members = scope(units, lanes, level, lane);
+    let of = of.clamp(1, members.len().max(1));
+    (1..=of)
+        .filter_map(|index| {
+            let m = &members[bucket(members.len(), of, index)];
+            let bits: Vec<bool> = m.iter().map(|&i| units[i].build).collect();
+            let count = bits.iter().filter(|b| **b).count();
+            (count > 0).then(|| Batch {
+                batch: BatchId {
+                    level,
+                    lane: lane.clone(),
+                    index,
+                    of,
+                }
+                .to_string(),
+                count,
+                level: m.iter().map(|&i| units[i].level).max().unwrap_or(0),
+                select: format!("{}-{}", bucket_key(units, m), mask_hex(&bits)),
+                platform: units[m[0]].platform.map(String::from),
+                runner: units[m[0]].runner.map(String::from),
+            })
+        })
+        .collect()
+}
+
+/// Buckets per scope: in proportion to its units (at least one each), together at most
+/// `max_jobs` (unless there are more scopes than that, which decide refuses for lanes).
+fn allocate(
+    units: &[Unit],
+    lanes: &[Lane],
+    scopes: std::collections::BTreeMap<(Option<usize>, Lane), usize>,
+    max_jobs: usize,
+) -> Vec<Batch> {
+    let n: usize = scopes.values().sum::<usize>().max(1);
+    let mut alloc: Vec<((Option<usize>, Lane), usize)> = scopes
+        .into_iter()
+        .map(|(k, c)| (k, (c * max_jobs / n).max(1)))
+        .collect();
+    while alloc.iter().map(|a| a.1).sum::<usize>() > max_jobs {
+        match alloc.iter_mut().filter(|a| a.1 > 1).max_by_key(|a| a.1) {
+            Some(a) => a.1 -= 1,
+            None => break,
+        }
+    }
+    alloc
+        .iter()
+        .flat_map(|((l, lane), of)| batches_of(units, lanes, *l, lane, *of))
+        .collect()
+}
+
+/// Batches of one level: as many buckets as jobs allow, shared among its lanes.
+pub fn level_batches(units: &[Unit], level: usize, max_jobs: usize) -> Vec<Batch> {
+    let lanes = lanes(units);
+    let mut scopes: std::collections::BTreeMap<(Option<usize>, Lane), usize> = Default::default();
+    for (u, lane) in units.iter().zip(&lanes) {
+        if u.level == level {
+            *scopes.entry((Some(level), lane.clone())).or_default() += 1;
+        }
+    }
+    allocate(units, &lanes, scopes, max_jobs)
+}
+
+/// Batches of every level in one matrix: each (level, lane) gets buckets in proportion to its
+/// units (at least one), all together at most `max_jobs`, so no batch mixes a parent with its
+/// child, nor platforms or runners. Only with more of those scopes than jobs are levels mixed
+/// (`all-…`, parents first in config order), never lanes.
+pub fn all_batches(units: &[Unit], max_jobs: usize) -> Vec<Batch> {
+    let lanes = lanes(units);
+    let mut scopes: std::collections::BTreeMap<(Option<usize>, Lane), usize> = Default::default();
+    for (u, lane) in units.iter().zip(&lanes) {
+        *scopes.entry((Some(u.level), lane.clone())).or_default() += 1;
+    }
+    if scopes.len() > max_jobs {
+        scopes.clear();
+        for lane in &lanes {
+            *scopes.entry((None, lane.clone())).or_default() += 1;
+        }
+    }
+    allocate(units, &lanes, scopes, max_jobs)
+}
+
+/// The units a batch entry names, as indices in config order: decide's bucket, checked against
+/// the entry's key, filtered by its mask. Errors (exit 2) say what to do.
+pub fn expand_batch(units: &[Unit], id: &str, select: &str) -> anyhow::Result<Vec<usize>> {
+    let b: BatchId = id.parse()?;
+    let lanes = lanes(units);
+    let members = scope(units, &lanes, b.level, &b.lane);
+    if b.of > members.len().max(1) || members.is_empty() {
+        crate::bail_usage!(
+            "--batch {id}: this config has {} image(s) in that scope, fewer than {} batches: \
+             the config differs from the one decide read; build from the same commit",
+            members.len(),
+            b.of
+        );
+    }
+    let m = &members[bucket(members.len(), b.of, b.index)];
+    let (key, mask) = select.trim().split_once('-').ok_or_else(|| {
+        crate::error::usage(format!(
+            "--select {select:?} is not `<key>-<mask>`: pass the matrix entry's `select` as decide wrote it"
+        ))
+    })?;
+    if key != bucket_key(units, m) {
+        crate::bail_usage!(
+            "--batch {id}: its images differ from the ones decide meant (key {key}, here {}): \
+             the config differs from the one decide read; build from the same commit",
+            bucket_key(units, m)
+        );
+    }
+    let digits: Option<Vec<u32>> = mask.chars().map(|c| c.to_digit(16)).collect();
+    let digits = digits
+        .filter(|d| d.len() == m.len().div_ceil(4))
+        .ok_or_else(|| {
+            crate::error::usage(format!(
+                "--select {select:?}: the mask must be {} hex digit(s) for the {} image(s) of {id}",
+                m.len().div_ceil(4),
+                m.len()
+            ))
+        })?;
+    Ok(m.iter()
+        .enumerate()
+        .filter(|(j, _)| digits[j / 4] & (1 << (3 - j % 4)) != 0)
+        .map(|(_, &i)| i)
+        .collect())
 }
 
 /// One image in the `plan` output.
@@ -145,93 +480,39 @@ pub fn image_entries(spec: &ImageSpec, hash: &ImageHash, decision: &Decision) ->
         .collect()
 }
 
-/// `{"include":[…]}` of the given entries, batched when over `max_jobs`.
-pub fn matrix_json(entries: &[MatrixEntry], max_jobs: usize) -> String {
-    #[derive(Serialize)]
-    struct M<T> {
-        include: Vec<T>,
+#[derive(Serialize)]
+struct Include<T> {
+    include: Vec<T>,
+}
+
+/// `{"include":[…]}` of one entry per image, when they are at most `max_jobs` and fit in
+/// [`MATRIX_MAX_BYTES`]; `None` when the matrix must hold batches.
+pub fn per_image_matrix(entries: &[MatrixEntry], max_jobs: usize) -> Option<String> {
+    if entries.len() > max_jobs {
+        return None;
     }
-    if entries.len() <= max_jobs {
-        return serde_json::to_string(&M {
-            include: entries.to_vec(),
-        })
-        .unwrap_or_else(|_| r#"{"include":[]}"#.into());
-    }
-    let jobs = max_jobs.max(1);
-    // A batch never mixes platforms or runners (one job runs on one runner and builds for its
-    // platform): entries are grouped by (platform, runner) first, in order of appearance.
-    let mut groups: Vec<Vec<&MatrixEntry>> = Vec::new();
-    for e in entries {
-        match groups
-            .iter_mut()
-            .find(|g| g[0].platform == e.platform && g[0].runner == e.runner)
-        {
-            Some(g) => g.push(e),
-            None => groups.push(vec![e]),
-        }
-    }
-    // Batches never mix levels when that fits: a child must not build beside its parent.
-    let mut levels: Vec<Vec<&MatrixEntry>> = Vec::new();
-    for g in &groups {
-        for e in g {
-            match levels.last_mut() {
-                Some(l)
-                    if l[0].level == e.level
-                        && l[0].platform == e.platform
-                        && l[0].runner == e.runner =>
-                {
-                    l.push(e)
-                }
-                _ => levels.push(vec![e]),
-            }
-        }
-    }
-    let mut per = entries.len().div_ceil(jobs);
-    while levels.iter().map(|l| l.len().div_ceil(per)).sum::<usize>() > jobs && per < entries.len()
-    {
-        per += 1;
-    }
-    let mut chunks: Vec<Vec<&MatrixEntry>> = Vec::new();
-    if levels.iter().map(|l| l.len().div_ceil(per)).sum::<usize>() <= jobs {
-        for l in &levels {
-            chunks.extend(l.chunks(per).map(|c| c.to_vec()));
-        }
-    } else {
-        // More levels than jobs: mix levels, in order (parents first within the list), but
-        // never platforms. With more platform groups than jobs, each group still gets a job.
-        let mut per = entries.len().div_ceil(jobs);
-        while groups.iter().map(|g| g.len().div_ceil(per)).sum::<usize>() > jobs
-            && per < entries.len()
-        {
-            per += 1;
-        }
-        for g in &groups {
-            chunks.extend(g.chunks(per).map(|c| c.to_vec()));
-        }
-    }
-    let n = chunks.len();
-    let batches: Vec<Batch> = chunks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Batch {
-            batch: format!("{}/{n}", i + 1),
-            count: c.len(),
-            images: c
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            targets: c
-                .iter()
-                .map(|e| bake_target(&e.name))
-                .collect::<Vec<_>>()
-                .join(" "),
-            level: c.iter().map(|e| e.level).max().unwrap_or(0),
-            platform: c[0].platform.clone(),
-            runner: c[0].runner.clone(),
-        })
-        .collect();
-    serde_json::to_string(&M { include: batches }).unwrap_or_else(|_| r#"{"include":[]}"#.into())
+    serde_json::to_string(&Include {
+        include: entries.to_vec(),
+    })
+    .ok()
+    .filter(|j| j.len() <= MATRIX_MAX_BYTES)
+}
+
+/// `{"include":[…]}` of batch entries.
+pub fn batch_matrix(batches: Vec<Batch>) -> String {
+    serde_json::to_string(&Include { include: batches })
+        .unwrap_or_else(|_| r#"{"include":[]}"#.into())
+}
+
+/// The one place planned units become a matrix: per image while that fits, else batches.
+/// `entries` are the units to build (in config order) restricted to the matrix's scope; `batches`
+/// cuts the same scope into named buckets.
+pub fn matrix_json(
+    entries: &[MatrixEntry],
+    max_jobs: usize,
+    batches: impl FnOnce() -> Vec<Batch>,
+) -> String {
+    per_image_matrix(entries, max_jobs).unwrap_or_else(|| batch_matrix(batches()))
 }
 
 /// A boolean output: `true`, or the empty string for false.
@@ -292,6 +573,20 @@ pub fn decide_outputs(
         .flat_map(|&i| entry(i))
         .collect();
 
+    // What batches are cut from: every unit of the config (each platform with `runners:`),
+    // marked when decide builds it.
+    let builds = |i: usize, p: Option<&str>| {
+        let d = &decisions[i];
+        !dry_run
+            && d.need_build
+            && p.is_none_or(|p| {
+                d.platforms
+                    .as_ref()
+                    .is_none_or(|ps| ps.iter().any(|q| q == p))
+            })
+    };
+    let units = config_units(config, builds);
+
     o.set("need_build", flag(!all.is_empty()));
     let roots: Vec<usize> = (0..config.images.len())
         .filter(|i| config.images[*i].parents.is_empty())
@@ -315,7 +610,15 @@ pub fn decide_outputs(
         } else {
             Vec::new()
         };
-        o.set("base_matrix", matrix_json(&es, max_jobs));
+        // Past max-jobs (more platforms than jobs: decide refuses that first), the base's own
+        // units of its level, as batches.
+        let base_units = config_units(config, |i, p| i == r && builds(i, p));
+        o.set(
+            "base_matrix",
+            matrix_json(&es, max_jobs, || {
+                level_batches(&base_units, spec.level, max_jobs)
+            }),
+        );
     } else {
         for k in [
             "base_need_build",
@@ -333,16 +636,35 @@ pub fn decide_outputs(
         o.set("base_matrix", r#"{"include":[]}"#);
     }
     o.set("variants_need_build", flag(!variants.is_empty()));
-    o.set("variants_matrix", matrix_json(&variants, max_jobs));
-    o.set("matrix", matrix_json(&all, max_jobs));
+    o.set(
+        "variants_matrix",
+        matrix_json(&variants, max_jobs, || {
+            level_batches(&units, VARIANTS_MAX_LEVEL, max_jobs)
+        }),
+    );
+    o.set(
+        "matrix",
+        matrix_json(&all, max_jobs, || all_batches(&units, max_jobs)),
+    );
 
-    // Level by level, for deep DAGs: matrix_levels[N] holds level N's images.
+    // Level by level, for deep DAGs: matrix_levels[N] holds level N's images. Per image while
+    // every level fits and all of them together stay under LEVELS_MAX_BYTES; else batches.
     let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
-    let levels: Vec<serde_json::Value> = (0..=max_level)
+    let per_image: Option<Vec<String>> = (0..=max_level)
         .map(|l| {
             let es: Vec<MatrixEntry> = all.iter().filter(|e| e.level == l).cloned().collect();
-            serde_json::from_str(&matrix_json(&es, max_jobs)).unwrap_or_default()
+            per_image_matrix(&es, max_jobs)
         })
+        .collect::<Option<Vec<_>>>()
+        .filter(|ms| ms.iter().map(String::len).sum::<usize>() <= LEVELS_MAX_BYTES);
+    let level_matrices = per_image.unwrap_or_else(|| {
+        (0..=max_level)
+            .map(|l| batch_matrix(level_batches(&units, l, max_jobs)))
+            .collect()
+    });
+    let levels: Vec<serde_json::Value> = level_matrices
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap_or_default())
         .collect();
     let level_flags: Vec<bool> = (0..=max_level)
         .map(|l| all.iter().any(|e| e.level == l))
@@ -378,7 +700,9 @@ pub fn decide_outputs(
         "merge_levels",
         serde_json::to_string(&merge_levels).unwrap_or_else(|_| "[]".into()),
     );
-    o.set("plan", plan_json(config, hashes, decisions));
+    let (plan, omitted) = plan_json_bounded(config, hashes, decisions, PLAN_MAX_BYTES);
+    o.set("plan", plan);
+    o.set("plan_omitted", omitted.to_string());
     o.set("dry_run", flag(dry_run));
     o.set("build_count", all.len().to_string());
     per_image_outputs(&mut o, config, hashes, &build);
@@ -426,9 +750,47 @@ fn per_image_outputs(o: &mut Outputs, config: &Config, hashes: &[ImageHash], bui
     o.set("images", serde_json::Value::Object(refs).to_string());
 }
 
-/// The `plan` output: every image, built or not.
+/// The whole plan (the `plan_file`, and `decide --json`): every image, built or not.
 pub fn plan_json(config: &Config, hashes: &[ImageHash], decisions: &[Decision]) -> String {
-    let entries: Vec<PlanEntry> = config
+    serde_json::to_string(&plan_entries(config, hashes, decisions)).unwrap_or_else(|_| "[]".into())
+}
+
+/// The `plan` output: the plan's first entries, in config order, as many whole ones as fit in
+/// `budget` bytes (every one, below a few hundred images), and how many were left out. The
+/// sizes depend on the config only, so where the cut falls is the same on every run.
+pub fn plan_json_bounded(
+    config: &Config,
+    hashes: &[ImageHash],
+    decisions: &[Decision],
+    budget: usize,
+) -> (String, usize) {
+    let entries = plan_entries(config, hashes, decisions);
+    let mut out = String::from("[");
+    let mut kept = 0;
+    for e in &entries {
+        let Ok(j) = serde_json::to_string(e) else {
+            break;
+        };
+        // `,` before, `]` after.
+        if out.len() + j.len() + 2 > budget {
+            break;
+        }
+        if kept > 0 {
+            out.push(',');
+        }
+        out.push_str(&j);
+        kept += 1;
+    }
+    out.push(']');
+    (out, entries.len() - kept)
+}
+
+fn plan_entries<'a>(
+    config: &'a Config,
+    hashes: &'a [ImageHash],
+    decisions: &'a [Decision],
+) -> Vec<PlanEntry<'a>> {
+    config
         .images
         .iter()
         .zip(hashes)
@@ -449,8 +811,7 @@ pub fn plan_json(config: &Config, hashes: &[ImageHash], decisions: &[Decision]) 
             build_platforms: d.platforms.as_deref(),
             merge: d.merge,
         })
-        .collect();
-    serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into())
+        .collect()
 }
 
 /// Markdown summary: a headline and a table (image, tag, decision, reason). Long plans list the
@@ -498,7 +859,7 @@ pub fn summary_markdown(
     }
     if hidden > 0 {
         s.push_str(&format!(
-            "\n… and {hidden} more (see the `plan` output for every image).\n"
+            "\n… and {hidden} more (the file the `plan_file` output names has every image).\n"
         ));
     }
     s
@@ -555,60 +916,254 @@ mod tests {
         v["include"].as_array().unwrap().len()
     }
 
-    #[test]
-    fn small_matrices_list_images() {
-        let j = matrix_json(&entries(3), 256);
-        assert_eq!(include_len(&j), 3);
-        assert!(j.contains(r#""name":"app/v0""#));
-        assert_eq!(matrix_json(&[], 256), r#"{"include":[]}"#);
+    fn units(names: &[String], levels: &[usize], build: &[bool]) -> Vec<Unit<'static>> {
+        names
+            .iter()
+            .zip(levels)
+            .zip(build)
+            .map(|((n, &level), &build)| Unit {
+                name: Box::leak(n.clone().into_boxed_str()),
+                level,
+                build,
+                platform: None,
+                runner: None,
+            })
+            .collect()
     }
 
     #[test]
-    fn large_matrices_are_batched_within_max_jobs() {
-        for (n, max) in [(257, 256), (12_800, 256), (1000, 7), (10, 1)] {
-            let j = matrix_json(&entries(n), max);
+    fn small_matrices_list_images() {
+        let j = matrix_json(&entries(3), 256, Vec::new);
+        assert_eq!(include_len(&j), 3);
+        assert!(j.contains(r#""name":"app/v0""#));
+        assert_eq!(matrix_json(&[], 256, Vec::new), r#"{"include":[]}"#);
+    }
+
+    /// Every image to build is in exactly one batch, within max_jobs, and expands back from the
+    /// entry alone; entries name their bucket, they never list images.
+    #[test]
+    fn large_matrices_are_named_batches_within_max_jobs() {
+        for (n, max) in [
+            (257, 256),
+            (400, 256),
+            (12_800, 256),
+            (25_600, 256),
+            (1000, 7),
+            (10, 1),
+        ] {
+            let names: Vec<String> = (0..n).map(|i| format!("app/v{i}")).collect();
+            let build: Vec<bool> = (0..n).map(|i| i % 3 != 1).collect();
+            let us = units(&names, &vec![1; n], &build);
+            let es: Vec<MatrixEntry> = entries(n)
+                .into_iter()
+                .zip(&build)
+                .filter(|(_, b)| **b)
+                .map(|(e, _)| e)
+                .collect();
+            let j = matrix_json(&es, max, || level_batches(&us, 1, max));
             let v: serde_json::Value = serde_json::from_str(&j).unwrap();
             let inc = v["include"].as_array().unwrap();
-            assert!(
-                inc.len() <= max,
-                "{n} images, {max} jobs: {} entries",
-                inc.len()
-            );
-            let total: u64 = inc.iter().map(|b| b["count"].as_u64().unwrap()).sum();
-            assert_eq!(total as usize, n);
-            let names: usize = inc
-                .iter()
-                .map(|b| b["images"].as_str().unwrap().split(',').count())
-                .sum();
-            assert_eq!(names, n);
-            assert!(inc[0]["targets"].as_str().unwrap().starts_with("app_v0 "));
+            assert!(inc.len() <= max, "{n} images, {max} jobs: {}", inc.len());
+            if es.len() <= max {
+                assert_eq!(inc.len(), es.len());
+                assert!(inc[0].get("name").is_some(), "{n}: per image");
+                continue;
+            }
+            let mut got = Vec::new();
+            for b in inc {
+                assert!(b.get("images").is_none(), "{b}");
+                let ids = expand_batch(
+                    &us,
+                    b["batch"].as_str().unwrap(),
+                    b["select"].as_str().unwrap(),
+                )
+                .unwrap();
+                assert_eq!(ids.len() as u64, b["count"].as_u64().unwrap());
+                got.extend(ids);
+            }
+            let want: Vec<usize> = (0..n).filter(|&i| build[i]).collect();
+            assert_eq!(got, want, "{n} images, {max} jobs");
+            // Entry size does not grow with the batch beyond one hex digit per 4 images.
+            let longest = inc.iter().map(|b| b.to_string().len()).max().unwrap();
+            assert!(longest <= 120 + n.div_ceil(max).div_ceil(4), "{longest}");
         }
+    }
+
+    /// A batch is a function of the config: which images decide builds changes only its count
+    /// and mask, never which images its name stands for.
+    #[test]
+    fn batch_names_are_a_function_of_the_config() {
+        let names: Vec<String> = (0..1000).map(|i| format!("app/v{i}")).collect();
+        let all = units(&names, &vec![1; 1000], &vec![true; 1000]);
+        let some: Vec<bool> = (0..1000).map(|i| i % 7 == 0).collect();
+        let few = units(&names, &vec![1; 1000], &some);
+        let a = level_batches(&all, 1, 256);
+        let b = level_batches(&few, 1, 256);
+        for x in &b {
+            let y = a.iter().find(|y| y.batch == x.batch).unwrap();
+            assert_eq!(x.select.split('-').next(), y.select.split('-').next());
+        }
+        assert_eq!(a, level_batches(&all, 1, 256));
+        // The bucket of another config (one image renamed) refuses the entry.
+        let mut other = names.clone();
+        other[1] = "app/renamed".into();
+        let changed = units(&other, &vec![1; 1000], &vec![true; 1000]);
+        let e = expand_batch(&changed, &a[0].batch, &a[0].select).unwrap_err();
+        assert_eq!(crate::error::exit_code(&e), 2);
+        assert!(e.to_string().contains("same commit"), "{e}");
+        // Bad names and masks: usage errors.
+        for (id, sel) in [
+            ("level1-0of4", "x-0"),
+            ("level1-5of4", "x-0"),
+            ("nope", "x-0"),
+            (a[0].batch.as_str(), "zz"),
+        ] {
+            let e = expand_batch(&all, id, sel).unwrap_err();
+            assert_eq!(crate::error::exit_code(&e), 2, "{id} {sel}: {e}");
+        }
+        let key = a[0].select.split('-').next().unwrap();
+        let e = expand_batch(&all, &a[0].batch, &format!("{key}-ff")).unwrap_err();
+        assert!(e.to_string().contains("hex digit"), "{e}");
     }
 
     #[test]
     fn batches_do_not_mix_levels_when_they_fit() {
-        let mut es = entries(300);
-        for e in es.iter_mut().take(100) {
-            e.level = 0;
+        let names: Vec<String> = (0..300).map(|i| format!("app/v{i}")).collect();
+        let levels: Vec<usize> = (0..300).map(|i| usize::from(i >= 100)).collect();
+        let us = units(&names, &levels, &vec![true; 300]);
+        let bs = all_batches(&us, 10);
+        assert!(bs.len() <= 10);
+        for b in &bs {
+            let ids = expand_batch(&us, &b.batch, &b.select).unwrap();
+            let lv: std::collections::BTreeSet<usize> = ids.iter().map(|&i| levels[i]).collect();
+            assert_eq!(lv.len(), 1, "{b:?}");
         }
-        let v: serde_json::Value = serde_json::from_str(&matrix_json(&es, 10)).unwrap();
-        let inc = v["include"].as_array().unwrap();
-        assert!(inc.len() <= 10);
-        for b in inc {
-            let names: Vec<&str> = b["images"].as_str().unwrap().split(',').collect();
-            let levels: std::collections::BTreeSet<usize> = names
-                .iter()
-                .map(|n| es.iter().find(|e| e.name == *n).unwrap().level)
-                .collect();
-            assert_eq!(levels.len(), 1, "{b}");
+        // More levels than jobs still stays within max_jobs, parents first.
+        let names: Vec<String> = (0..5).map(|i| format!("l{i}")).collect();
+        let us = units(&names, &[0, 1, 2, 3, 4], &[true; 5]);
+        let bs = all_batches(&us, 2);
+        assert!(bs.len() <= 2);
+        assert!(bs[0].batch.starts_with("all-"), "{bs:?}");
+        let got: Vec<usize> = bs
+            .iter()
+            .flat_map(|b| expand_batch(&us, &b.batch, &b.select).unwrap())
+            .collect();
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn batch_names_round_trip() {
+        for id in [
+            BatchId {
+                level: Some(1),
+                lane: None,
+                index: 7,
+                of: 255,
+            },
+            BatchId {
+                level: None,
+                lane: None,
+                index: 3,
+                of: 12,
+            },
+            BatchId {
+                level: Some(0),
+                lane: None,
+                index: 1,
+                of: 1,
+            },
+            BatchId {
+                level: Some(2),
+                lane: Some(("linux_arm64".into(), 2)),
+                index: 3,
+                of: 40,
+            },
+            BatchId {
+                level: None,
+                lane: Some(("linux_amd64".into(), 1)),
+                index: 1,
+                of: 2,
+            },
+        ] {
+            assert_eq!(id.to_string().parse::<BatchId>().unwrap(), id);
         }
-        // More levels than jobs still stays within max_jobs.
-        let mut es = entries(5);
-        for (i, e) in es.iter_mut().enumerate() {
-            e.level = i;
+        assert_eq!(
+            BatchId {
+                level: Some(1),
+                lane: None,
+                index: 7,
+                of: 255
+            }
+            .to_string(),
+            "level1-007of255"
+        );
+        assert_eq!(
+            BatchId {
+                level: Some(1),
+                lane: Some(("linux_arm64".into(), 1)),
+                index: 7,
+                of: 255
+            }
+            .to_string(),
+            "level1-linux_arm64-r1-007of255"
+        );
+        for bad in [
+            "level1-linux_arm64-007of255",
+            "level1--r1-1of2",
+            "level1-x-r0-1of2",
+        ] {
+            assert!(bad.parse::<BatchId>().is_err(), "{bad}");
         }
-        let v: serde_json::Value = serde_json::from_str(&matrix_json(&es, 2)).unwrap();
-        assert!(v["include"].as_array().unwrap().len() <= 2);
+    }
+
+    /// With `runners:`: one unit per platform of the config; a batch never mixes platforms or
+    /// runners, names its lane, and expands back to its own platform's units.
+    #[test]
+    fn batches_never_mix_platforms_or_runners() {
+        let mut us = Vec::new();
+        for i in 0..60 {
+            let name: &'static str = Box::leak(format!("img{i}").into_boxed_str());
+            for (p, r) in [
+                ("linux/amd64", "x86"),
+                ("linux/arm64", if i % 2 == 0 { "arm-a" } else { "arm-b" }),
+            ] {
+                us.push(Unit {
+                    name,
+                    level: usize::from(i >= 20),
+                    build: i % 5 != 0,
+                    platform: Some(p),
+                    runner: Some(r),
+                });
+            }
+        }
+        for max in [3, 5, 16, 256] {
+            for bs in [all_batches(&us, max), level_batches(&us, 1, max)] {
+                assert!(bs.len() <= max.max(3), "{max}: {}", bs.len());
+                for b in &bs {
+                    let ids = expand_batch(&us, &b.batch, &b.select).unwrap();
+                    assert_eq!(ids.len(), b.count);
+                    for &i in &ids {
+                        assert_eq!(us[i].platform, b.platform.as_deref(), "{b:?}");
+                        assert_eq!(us[i].runner, b.runner.as_deref(), "{b:?}");
+                        assert!(us[i].build);
+                    }
+                    let p = b.platform.as_deref().unwrap().replace('/', "_");
+                    assert!(b.batch.contains(&p), "{b:?}");
+                }
+            }
+            let got: usize = all_batches(&us, max).iter().map(|b| b.count).sum();
+            assert_eq!(got, us.iter().filter(|u| u.build).count(), "{max}");
+        }
+        // The same config, another registry state: the same names for the same lanes.
+        let mut fewer = us.clone();
+        for u in fewer.iter_mut().step_by(3) {
+            u.build = false;
+        }
+        for b in all_batches(&fewer, 16) {
+            let a = all_batches(&us, 16);
+            let same = a.iter().find(|x| x.batch == b.batch).unwrap();
+            assert_eq!(same.select.split('-').next(), b.select.split('-').next());
+        }
     }
 
     #[test]

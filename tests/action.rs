@@ -40,7 +40,7 @@ const INPUTS: [&str; 18] = [
 /// Inputs the action itself consumes (install.sh, or the choice of command) rather than a flag.
 const ACTION_ONLY: [&str; 3] = ["command", "binary", "download-url"];
 
-const DECIDE_OUTPUTS: [&str; 25] = [
+const DECIDE_OUTPUTS: [&str; 26] = [
     "need_build",
     "base_need_build",
     "base_image",
@@ -64,6 +64,7 @@ const DECIDE_OUTPUTS: [&str; 25] = [
     "plan_file",
     "images_need_build",
     "images",
+    "plan_omitted",
     "dry_run",
     "build_count",
 ];

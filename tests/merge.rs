@@ -263,12 +263,29 @@ fn fan_out_entries_carry_platform_runner_and_per_platform_tags() {
             seen.insert((p, runner)),
             "one batch per (platform, runner): {m}"
         );
-        for name in b["images"].as_str().unwrap().split(',') {
+        // The entry names its batch (#15); the job expands it from the config, for its own
+        // platform only.
+        assert!(b.get("images").is_none(), "{b}");
+        let id = b["batch"].as_str().unwrap();
+        assert!(id.contains(&p.replace('/', "_")), "{b}");
+        let x = ws.run(&[
+            "bake",
+            "--batch",
+            id,
+            "--select",
+            b["select"].as_str().unwrap(),
+        ]);
+        assert!(x.status.success(), "{}", stderr(&x));
+        let bake: Value = serde_json::from_slice(&x.stdout).unwrap();
+        let targets = bake["target"].as_object().unwrap();
+        assert_eq!(targets.len() as u64, b["count"].as_u64().unwrap(), "{bake}");
+        for (name, t) in targets {
             let e = r.json("plan");
             assert!(
-                e.as_array().unwrap().iter().any(|x| x["name"] == name),
+                e.as_array().unwrap().iter().any(|x| x["name"] == *name),
                 "{name}"
             );
+            assert_eq!(t["platforms"], json!([p]), "{bake}");
         }
     }
     // A batch job bakes its images for its one platform, pushing the per-platform tags.

@@ -238,3 +238,140 @@ fn hash_of_a_tree_of_200000_small_files() {
     assert_ne!(ws.hashes()["all"], before);
     // The temp dir (and its 200,000 files) is removed when `ws` drops.
 }
+
+/// `big_config` with `benches` benchmarks: 6 bases + benches × 128 apps.
+fn big_config_n(host: &str, benches: usize) -> String {
+    big_config(host).replacen(
+        &format!(
+            "bench: [{}]",
+            (1..=100)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        &format!(
+            "bench: [{}]",
+            (1..=benches)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        1,
+    )
+}
+
+/// GitHub's bounds: 1 MB per job output (asserted at 512 KiB, room for the runner's own
+/// encoding) and 1 MiB for every output of the step together.
+fn assert_outputs_fit(o: &skip_action::github::output::Outputs, what: &str) -> usize {
+    let mut total = 0;
+    for (k, v) in o.iter() {
+        assert!(v.len() <= 512 * 1024, "{what}: `{k}` is {} bytes", v.len());
+        total += k.len() + v.len();
+    }
+    assert!(total <= 1024 * 1024, "{what}: all outputs {total} bytes");
+    total
+}
+
+/// Every output of decide within GitHub's limits at the seed's scale, by design: 12,806 images,
+/// and 25,606 (as many entries as 12,800 images × 2 platforms), each with every image to build
+/// (the largest matrices), half of them, and every one unknown to the registry (the longest
+/// reasons). In-process (no registry needed: the plan takes the registry's answers as data),
+/// and the sizes depend on the config only, so the bound cannot flake.
+#[test]
+fn every_output_fits_githubs_limits_at_12800_and_25600_entries() {
+    use skip_action::plan::{self, Existence, Force, OnRegistryError};
+    for (benches, want) in [(100, 12_806), (200, 25_606)] {
+        let ws = Ws::new();
+        ws.write(
+            "skip-action.yml",
+            &big_config_n("registry.example.com:5000", benches),
+        );
+        ws.write("Dockerfile.base", "FROM scratch\nARG distro\n");
+        ws.write(
+            "Dockerfile.app",
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG bench\nARG agent\n",
+        );
+        let text = std::fs::read_to_string(ws.path().join("skip-action.yml")).unwrap();
+        let config = Config::parse(&text, Path::new("skip-action.yml")).unwrap();
+        let discovery = skip_action::inputs::discover(&config, ws.path()).unwrap();
+        let hashes =
+            skip_action::hash::compute(&config, &discovery, &HashOptions::default()).unwrap();
+        let n = config.images.len();
+        assert_eq!(n, want);
+        let force = Force::parse(None, &config).unwrap();
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let cases: [(&str, Box<dyn Fn(usize) -> Existence>); 3] = [
+            ("none present", Box::new(|_| Existence::Absent)),
+            (
+                "half present",
+                Box::new(|i| {
+                    if i < 6 || i % 2 == 0 {
+                        Existence::Present {
+                            digest: Some(digest.clone()),
+                        }
+                    } else {
+                        Existence::Absent
+                    }
+                }),
+            ),
+            (
+                "registry down",
+                Box::new(|_| Existence::Unknown {
+                    reason: "registry.example.com:5000: connection refused after 3 attempts \
+                             (error sending request for url https://registry.example.com:5000/v2/)"
+                        .into(),
+                }),
+            ),
+        ];
+        for (what, exist) in cases {
+            let existence: Vec<Existence> = (0..n).map(&exist).collect();
+            let decisions =
+                plan::decide(&config, &existence, &force, OnRegistryError::Build).unwrap();
+            let building = decisions.iter().filter(|d| d.need_build).count();
+            let what = format!("{n} images, {what} ({building} to build)");
+            for max_jobs in [256, 100, 1] {
+                let o = skip_action::outputs::decide_outputs(
+                    &config, &hashes, &decisions, false, max_jobs,
+                );
+                let total = assert_outputs_fit(&o, &what);
+                // Batches, within max_jobs, each image to build in exactly one of them.
+                for k in ["matrix", "variants_matrix"] {
+                    let v: serde_json::Value = serde_json::from_str(o.get(k).unwrap()).unwrap();
+                    let inc = entries(&v);
+                    assert!(inc.len() <= max_jobs, "{what}: {k} {}", inc.len());
+                    assert!(inc.iter().all(|e| e.get("images").is_none()), "{what}");
+                }
+                let v: serde_json::Value = serde_json::from_str(o.get("matrix").unwrap()).unwrap();
+                let count: u64 = entries(&v)
+                    .iter()
+                    .map(|e| e["count"].as_u64().unwrap())
+                    .sum();
+                assert_eq!(count as usize, building, "{what}");
+                // The plan: whole entries in config order, the rest counted.
+                let p: serde_json::Value = serde_json::from_str(o.get("plan").unwrap()).unwrap();
+                let kept = p.as_array().unwrap().len();
+                assert!(kept > 100, "{what}: {kept}");
+                assert_eq!(o.get("plan_omitted").unwrap(), (n - kept).to_string());
+                assert_eq!(p[0]["name"], config.images[0].name.as_str());
+                if max_jobs == 256 {
+                    eprintln!(
+                        "[scale] {what}: plan {} KiB ({kept} entries), matrix {} KiB, \
+                         variants_matrix {} KiB, matrix_levels {} KiB, all {} KiB",
+                        o.get("plan").unwrap().len() / 1024,
+                        o.get("matrix").unwrap().len() / 1024,
+                        o.get("variants_matrix").unwrap().len() / 1024,
+                        o.get("matrix_levels").unwrap().len() / 1024,
+                        total / 1024
+                    );
+                }
+            }
+            let summary =
+                skip_action::outputs::summary_markdown(&config, &hashes, &decisions, false);
+            assert!(
+                summary.len() <= 16 * 1024,
+                "{what}: summary {}",
+                summary.len()
+            );
+        }
+    }
+}

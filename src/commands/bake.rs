@@ -1,10 +1,13 @@
 //! `skip-action bake`: a `docker buildx bake` file for some or all images.
 //!
-//! Past `max-jobs`, decide's matrices hold batches of images; a batch job turns its list into a
-//! bake file and builds them in one `docker buildx bake --push`. The file is generated in the job
-//! (not passed through outputs) because 12,800 full definitions would not fit GitHub's output limits.
-//! With `runners:`, a batch is one platform on one runner: `--platform` (the batch's `platform`)
-//! builds only it and pushes the per-platform tags `merge` reads.
+//! Past `max-jobs`, decide's matrices hold batch entries that name a bucket of the config's images
+//! and which of them to build (`--batch`, `--select`); a batch job expands its entry here, from the
+//! same commit, into a bake file and builds them in one `docker buildx bake --push`. The file is
+//! generated in the job (not passed through outputs or artifacts) because 12,800 full definitions
+//! would not fit GitHub's output limits, and Gitea has no v4 artifacts.
+//! With `runners:`, a batch is one platform on one runner: its name says which, so `--batch` (or
+//! `--platform`, for a per-image entry's `platform`) builds only it and pushes the per-platform
+//! tags `merge` reads.
 
 use std::collections::BTreeMap;
 
@@ -57,7 +60,7 @@ pub fn run(args: BakeArgs) -> anyhow::Result<()> {
     for w in &wanted {
         config.image(w)?;
     }
-    let platform = args
+    let mut platform = args
         .platform
         .as_deref()
         .map(str::trim)
@@ -67,6 +70,37 @@ pub fn run(args: BakeArgs) -> anyhow::Result<()> {
         skip_registry::platform::validate_platform(p)
             .map_err(|m| crate::error::usage(format!("bake --platform: {m}")))?;
     }
+    // A batch entry: the same bucket decide cut, checked by its key, filtered by its mask. A
+    // bucket of one platform (its name says which) builds that platform only.
+    let wanted = match (&args.batch, &args.select) {
+        (Some(id), Some(sel)) => {
+            let units = crate::outputs::config_units(&config, |_, _| true);
+            let ids = crate::outputs::expand_batch(&units, id, sel)?;
+            if ids.is_empty() {
+                crate::bail_usage!(
+                    "--batch {id} --select {sel}: the mask selects no image; pass the matrix \
+                     entry's `select` as decide wrote it"
+                );
+            }
+            if let Some(bp) = units[ids[0]].platform {
+                match &platform {
+                    Some(p)
+                        if skip_registry::PlatformKey::parse(p).ok()
+                            != skip_registry::PlatformKey::parse(bp).ok() =>
+                    {
+                        crate::bail_usage!(
+                            "--batch {id} builds {bp}, not --platform {p}: drop --platform (the \
+                             batch sets it)"
+                        );
+                    }
+                    _ => platform = Some(bp.to_string()),
+                }
+            }
+            tracing::info!(batch = %id, images = ids.len(), platform = ?platform, "batch expanded");
+            ids.iter().map(|&i| units[i].name.to_string()).collect()
+        }
+        _ => wanted,
+    };
     let client = crate::registry::client(&config, &args.registry.flags())?;
     let rt = runtime()?;
     let h = load_and_hash_online(config, discovery, &args.common, &client, &rt)?;

@@ -107,9 +107,9 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     );
 
     // Only now, with the whole decision made, write anything: the plan file first (its path is
-    // an output), then every output at once.
-    let plan_file =
-        crate::github::output::write_runner_file("plan", outputs.get("plan").unwrap_or("[]"))?;
+    // an output; the `plan` output holds only what fits), then every output at once.
+    let whole_plan = crate::outputs::plan_json(&config, &hashes, &decisions);
+    let plan_file = crate::github::output::write_runner_file("plan", &whole_plan)?;
     outputs.set(
         "plan_file",
         plan_file
@@ -119,7 +119,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     let wrote = outputs.write_to_env()?;
     write_summary(&summary)?;
     if args.json {
-        println!("{}", outputs.get("plan").unwrap_or("[]"));
+        println!("{whole_plan}");
     } else {
         // The log shows the summary too: Gitea and Forgejo do not render step summaries.
         println!("{summary}");
