@@ -815,7 +815,9 @@ fn plan_entries<'a>(
 }
 
 /// Markdown summary: a headline and a table (image, tag, decision, reason). Long plans list the
-/// images to build and count the rest, so the summary stays readable at 12,800 images.
+/// images to build first and count the rest, so the summary stays readable at 12,800 images: at
+/// most 200 rows and about 12 KiB of them (long reasons, such as a registry error repeated on
+/// every row, would otherwise make 200 rows weigh 40 KiB).
 pub fn summary_markdown(
     config: &Config,
     hashes: &[ImageHash],
@@ -823,6 +825,7 @@ pub fn summary_markdown(
     dry_run: bool,
 ) -> String {
     const MAX_ROWS: usize = 200;
+    const MAX_TABLE_BYTES: usize = 12 * 1024;
     let n_build = decisions.iter().filter(|d| d.need_build).count();
     let mut s = String::new();
     s.push_str("### skip-action: decide\n\n");
@@ -843,7 +846,8 @@ pub fn summary_markdown(
         .filter(|i| decisions[*i].need_build)
         .chain((0..decisions.len()).filter(|i| !decisions[*i].need_build));
     for i in order {
-        if rows >= MAX_ROWS {
+        let table_full = rows >= MAX_ROWS || s.len() >= MAX_TABLE_BYTES;
+        if table_full {
             hidden += 1;
             continue;
         }
