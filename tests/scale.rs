@@ -42,21 +42,30 @@ fn entries(v: &serde_json::Value) -> &Vec<serde_json::Value> {
     v["include"].as_array().unwrap()
 }
 
-/// Every matrix within `max_jobs`; its entries (or batches) name each image to build once.
-fn check_matrix(v: &serde_json::Value, max_jobs: usize, want: &BTreeSet<String>, what: &str) {
+/// Every matrix within `max_jobs`; its entries (or batches, expanded from the config as
+/// `bake --batch` does) name each image to build once.
+fn check_matrix(
+    config: &Config,
+    v: &serde_json::Value,
+    max_jobs: usize,
+    want: &BTreeSet<String>,
+    what: &str,
+) {
+    let units = skip_action::outputs::config_units(config, |_, _| true);
     let inc = entries(v);
     assert!(inc.len() <= max_jobs, "{what}: {} entries", inc.len());
     let mut seen: Vec<String> = Vec::new();
     for e in inc {
-        if let Some(images) = e["images"].as_str() {
-            let names: Vec<&str> = images.split(',').collect();
-            assert_eq!(names.len() as u64, e["count"].as_u64().unwrap(), "{what}");
-            assert_eq!(
-                e["targets"].as_str().unwrap().split(' ').count(),
-                names.len(),
-                "{what}"
-            );
-            seen.extend(names.iter().map(|n| n.to_string()));
+        if let Some(batch) = e["batch"].as_str() {
+            assert!(e.get("images").is_none(), "{what}: {e}");
+            let ids =
+                skip_action::outputs::expand_batch(&units, batch, e["select"].as_str().unwrap())
+                    .unwrap();
+            assert_eq!(ids.len() as u64, e["count"].as_u64().unwrap(), "{what}");
+            for i in ids {
+                assert_eq!(units[i].level as u64, e["level"].as_u64().unwrap());
+                seen.push(units[i].name.to_string());
+            }
         } else {
             seen.push(e["name"].as_str().unwrap().to_string());
         }
@@ -135,7 +144,12 @@ fn decide_for_12800_images_in_one_repository() {
 
     // The plan: exactly the truth. The bases exist, so only the missing app images build.
     let out = parse_gh_outputs(&std::fs::read_to_string(&outf).unwrap());
-    let plan: serde_json::Value = serde_json::from_str(&out["plan"]).unwrap();
+    // The whole plan is on stdout (--json) and in plan_file; the `plan` output keeps to 256 KiB.
+    let plan: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&out["plan"]).unwrap();
+    let kept = kept.as_array().unwrap().len();
+    assert!(out["plan"].len() <= 256 * 1024);
+    assert_eq!(out["plan_omitted"], (n - kept).to_string());
     let plan = plan.as_array().unwrap();
     assert_eq!(plan.len(), n);
     let mut to_build: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
@@ -164,7 +178,7 @@ fn decide_for_12800_images_in_one_repository() {
     // Batching: every matrix at or under max-jobs (default 256), each image once, levels apart.
     for (k, want) in [("matrix", &all), ("variants_matrix", &all)] {
         let v: serde_json::Value = serde_json::from_str(&out[k]).unwrap();
-        check_matrix(&v, 256, want, k);
+        check_matrix(&config, &v, 256, want, k);
         for b in entries(&v) {
             assert_eq!(b["level"], 1, "{k}: {b}");
         }
@@ -173,6 +187,7 @@ fn decide_for_12800_images_in_one_repository() {
     let empty = BTreeSet::new();
     for (l, v) in levels.as_array().unwrap().iter().enumerate() {
         check_matrix(
+            &config,
             v,
             256,
             to_build.get(&l).unwrap_or(&empty),
@@ -189,7 +204,7 @@ fn decide_for_12800_images_in_one_repository() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let out2 = parse_gh_outputs(&std::fs::read_to_string(&outf2).unwrap());
     let v: serde_json::Value = serde_json::from_str(&out2["matrix"]).unwrap();
-    check_matrix(&v, 7, &all, "matrix, max-jobs 7");
+    check_matrix(&config, &v, 7, &all, "matrix, max-jobs 7");
 }
 
 /// Create `n` files of a few bytes under `root`, 1,000 per directory.
