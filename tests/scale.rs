@@ -315,7 +315,8 @@ fn every_output_fits_githubs_limits_at_12800_and_25600_entries() {
         assert_eq!(n, want);
         let force = Force::parse(None, &config).unwrap();
         let digest = format!("sha256:{}", "ab".repeat(32));
-        let cases: [(&str, Box<dyn Fn(usize) -> Existence>); 3] = [
+        type Answer<'a> = Box<dyn Fn(usize) -> Existence + 'a>;
+        let cases: [(&str, Answer); 3] = [
             ("none present", Box::new(|_| Existence::Absent)),
             (
                 "half present",
