@@ -391,3 +391,63 @@ fn every_output_fits_githubs_limits_at_12800_and_25600_entries() {
         }
     }
 }
+
+/// Benchmark, not a timed test (ignored; run with `cargo test --release --test scale seed_layout
+/// -- --ignored --nocapture`): the seed's real layout, one repository per combination
+/// (`evals/<bench>--<agent>:src-<hash>`, 12,800 repositories), behind a token server. Nothing is
+/// present, so every image is asked in its own repository, each with its own token scope. It
+/// asserts the plan is the truth (everything builds, because the tags are missing, never because
+/// the registry could not be asked) and prints the time and the token requests.
+#[test]
+#[ignore = "benchmark: 12,800 repositories behind a token server"]
+fn seed_layout_one_repository_per_combination_with_token_auth() {
+    use skip_testkit::TokenOptions;
+    let reg = TestRegistry::start_token(TokenOptions::default()).unwrap();
+    let host = reg.host();
+    let ws = Ws::new();
+    let config = big_config(&host).replace(
+        "    tag: \"{bench}-{agent}-{hash}\"\n",
+        &format!(
+            "    repository: \"{host}/evals/{{bench}}--{{agent}}\"\n    tag: \"src-{{hash}}\"\n"
+        ),
+    );
+    ws.write("skip-action.yml", &config);
+    ws.write("Dockerfile.base", "FROM scratch\nARG distro\n");
+    ws.write(
+        "Dockerfile.app",
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG bench\nARG agent\n",
+    );
+    let m = run_measured(
+        ws.path(),
+        &["decide", "--json"],
+        &[("SKIP_ACTION_LOG", "info")],
+    );
+    assert_eq!(m.code, Some(0), "{}", m.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
+    let plan = plan.as_array().unwrap();
+    assert_eq!(plan.len(), 12_806);
+    for e in plan {
+        assert_eq!(e["need_build"], true, "{e}");
+        assert_eq!(e["exists"], false, "{e}");
+    }
+    let repos: BTreeSet<&str> = plan
+        .iter()
+        .map(|e| e["image"].as_str().unwrap().rsplit_once(':').unwrap().0)
+        .collect();
+    let tokens = reg.token_server().unwrap().requests();
+    let scopes: usize = tokens.iter().map(|t| t.scopes.len()).sum();
+    eprintln!(
+        "[scale] seed layout: {} images in {} repositories, none present: decide {:.2}s wall, \
+         peak RSS {} MiB, {} token requests for {scopes} scopes ({} build)",
+        plan.len(),
+        repos.len(),
+        m.elapsed.as_secs_f64(),
+        m.peak_rss_kib / 1024,
+        tokens.len(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+}
