@@ -153,6 +153,17 @@ pub async fn probe_all(
         head_jobs.extend(idx.into_iter().map(|i| (i, rr.clone())));
     }
 
+    // Many repositories (the seed layout: one per image): their pull tokens are asked for many
+    // scopes at a time.
+    let repos: Vec<RepoRef> = head_jobs
+        .iter()
+        .map(|(_, r)| r.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if repos.len() > 1 {
+        client.expect_pulls(&repos);
+    }
     let mut set = tokio::task::JoinSet::new();
     for (i, rr) in head_jobs {
         let client = client.clone();

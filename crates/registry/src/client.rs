@@ -192,7 +192,14 @@ pub(crate) struct Inner {
     pub(crate) hosts: Mutex<HashMap<String, HostAuth>>,
     pub(crate) sems: Mutex<HashMap<String, Arc<Semaphore>>>,
     pub(crate) resolved: Mutex<HashMap<RepoRef, Arc<OnceCell<Resolved>>>>,
+    /// Pull scopes the caller said it is about to ask ([`Client::expect_pulls`]), per API host:
+    /// a token fetched for one of them asks for up to [`SCOPES_PER_TOKEN`] of them at once.
+    pub(crate) pending_pulls: Mutex<HashMap<String, HashMap<String, RepoRef>>>,
 }
+
+/// The most repository scopes asked in one token request: 12,800 repositories (one per image)
+/// then cost 256 token requests instead of 12,800, and the request URL stays a few KiB.
+pub const SCOPES_PER_TOKEN: usize = 50;
 
 pub(crate) fn pull_scope(repo: &RepoRef) -> String {
     format!("repository:{}:pull", repo.repository)
@@ -236,8 +243,53 @@ impl Client {
                 hosts: Mutex::new(HashMap::new()),
                 sems: Mutex::new(HashMap::new()),
                 resolved: Mutex::new(HashMap::new()),
+                pending_pulls: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Say which repositories are about to be read (probes of many repositories, one each): a
+    /// token server that speaks the distribution token spec grants many `scope`s per request,
+    /// so the first token fetched for one of them also covers up to [`SCOPES_PER_TOKEN`] - 1
+    /// others with the same credentials. A registry that grants fewer scopes than asked is
+    /// harmless: the 401 on a repository left out fetches that repository's own token, as
+    /// without the hint.
+    pub fn expect_pulls(&self, repos: &[RepoRef]) {
+        let mut m = self
+            .inner
+            .pending_pulls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for r in repos {
+            m.entry(r.api_host().to_string())
+                .or_default()
+                .insert(pull_scope(r), r.clone());
+        }
+    }
+
+    pub(crate) fn has_pending_pulls(&self, host: &str) -> bool {
+        self.inner
+            .pending_pulls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(host)
+            .is_some_and(|p| !p.is_empty())
+    }
+
+    /// Up to `n` expected pull repositories of `host` other than `scope`'s; each is handed out
+    /// once (and `scope` is dropped from the list: it is being fetched now).
+    pub(crate) fn take_pending_pulls(&self, host: &str, scope: &str, n: usize) -> Vec<RepoRef> {
+        let mut m = self
+            .inner
+            .pending_pulls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(pending) = m.get_mut(host) else {
+            return Vec::new();
+        };
+        pending.remove(scope);
+        let keys: Vec<String> = pending.keys().take(n).cloned().collect();
+        keys.iter().filter_map(|k| pending.remove(k)).collect()
     }
 
     /// `http` for loopback and listed insecure registries, `https` for everything else.

@@ -245,6 +245,21 @@ impl Client {
         refused: Option<&HeaderValue>,
     ) -> Result<crate::auth::Secret> {
         let key = TokenCache::key(call.repo.api_host(), &call.scopes);
+        // While repositories are expected (`Client::expect_pulls`), plain pulls fetch their
+        // tokens one request at a time per host, each for many scopes: the next one usually
+        // finds its token already there instead of asking for it alone.
+        let plain_pull = matches!(&call.scopes[..], [own] if own.ends_with(":pull"))
+            && extra_scopes.is_empty()
+            && refused.is_none();
+        let batch_slot = (plain_pull && self.has_pending_pulls(call.repo.api_host())).then(|| {
+            self.inner
+                .tokens
+                .slot(&(call.repo.api_host().to_string(), "\0many-scope".into()))
+        });
+        let _batch_guard = match &batch_slot {
+            Some(b) => Some(b.lock().await),
+            None => None,
+        };
         let slot = self.inner.tokens.slot(&key);
         let mut guard = slot.lock().await;
         if let Some(t) = guard.as_ref() {
@@ -260,14 +275,61 @@ impl Client {
                 scopes.push(s.clone());
             }
         }
-        let resp = self
-            .fetch_token(call.repo, realm, service, &scopes, resolved)
-            .await?;
+        // A plain pull of one repository: ask for expected others with the same credentials in
+        // the same request (see `Client::expect_pulls`).
+        let mut batched: Vec<String> = Vec::new();
+        if let (true, [own]) = (plain_pull, &call.scopes[..]) {
+            let host = call.repo.api_host();
+            for r in self.take_pending_pulls(host, own, crate::client::SCOPES_PER_TOKEN - 1) {
+                if self.resolve(&r).await.source == resolved.source {
+                    batched.push(crate::client::pull_scope(&r));
+                }
+            }
+        }
+        let resp = if batched.is_empty() {
+            self.fetch_token(call.repo, realm, service, &scopes, resolved)
+                .await?
+        } else {
+            let mut all = scopes.clone();
+            all.extend(batched.iter().cloned());
+            match self
+                .fetch_token(call.repo, realm, service, &all, resolved)
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    // The server refused the many-scope request: ask as before, one repository.
+                    debug!(error = %e, scopes = all.len(), "many-scope token request failed; asking for one");
+                    batched.clear();
+                    self.fetch_token(call.repo, realm, service, &scopes, resolved)
+                        .await?
+                }
+            }
+        };
         let valid_until = Instant::now() + resp.expires_in - refresh_margin(resp.expires_in);
         *guard = Some(CachedToken {
             token: resp.token.clone(),
             valid_until,
         });
+        drop(guard);
+        // The same token for the other repositories it was asked for, where nothing fresher is
+        // cached (a busy slot is being fetched by its own request: left alone).
+        let host = call.repo.api_host();
+        for s in &batched {
+            let slot = self
+                .inner
+                .tokens
+                .slot(&TokenCache::key(host, std::slice::from_ref(s)));
+            let Ok(mut g) = slot.try_lock() else {
+                continue;
+            };
+            if g.as_ref().is_none_or(|t| Instant::now() >= t.valid_until) {
+                *g = Some(CachedToken {
+                    token: resp.token.clone(),
+                    valid_until,
+                });
+            }
+        }
         Ok(resp.token)
     }
 
