@@ -372,11 +372,13 @@ fn every_output_fits_githubs_limits_at_12800_and_25600_entries() {
                 if max_jobs == 256 {
                     eprintln!(
                         "[scale] {what}: plan {} KiB ({kept} entries), matrix {} KiB, \
-                         variants_matrix {} KiB, matrix_levels {} KiB, all {} KiB",
+                         variants_matrix {} KiB, matrix_levels {} KiB, images_need_build {} KiB, \
+                         all {} KiB",
                         o.get("plan").unwrap().len() / 1024,
                         o.get("matrix").unwrap().len() / 1024,
                         o.get("variants_matrix").unwrap().len() / 1024,
                         o.get("matrix_levels").unwrap().len() / 1024,
+                        o.get("images_need_build").unwrap_or("").len() / 1024,
                         total / 1024
                     );
                 }
