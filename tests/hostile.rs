@@ -12,7 +12,7 @@ use common::*;
 use skip_testkit::{FaultProxy, ImageSpec, TestRegistry, TokenOptions};
 
 /// The outputs `decide` writes, by name (a contract).
-const DECIDE_OUTPUTS: [&str; 25] = [
+const DECIDE_OUTPUTS: [&str; 26] = [
     "base_build_args",
     "base_context",
     "base_dockerfile",
@@ -36,6 +36,7 @@ const DECIDE_OUTPUTS: [&str; 25] = [
     "need_build",
     "plan",
     "plan_file",
+    "plan_omitted",
     "variants_matrix",
     "variants_need_build",
 ];
