@@ -133,13 +133,7 @@ pub fn run(args: HashArgs) -> anyhow::Result<()> {
     }
     // Everything that could be hashed was printed; the rest is not a real hash, so say which
     // and fail.
-    let unresolved: Vec<String> = h
-        .config
-        .images
-        .iter()
-        .zip(&h.hashes)
-        .filter_map(|(s, x)| x.unresolved.as_ref().map(|r| format!("{}: {r}", s.name)))
-        .collect();
+    let unresolved = h.unresolved();
     if !unresolved.is_empty() {
         anyhow::bail!(
             "{} image(s) lack an upstream digest, so their hashes above are not final: {}",

@@ -24,6 +24,19 @@ pub struct Hashed {
     pub hashes: Vec<ImageHash>,
 }
 
+impl Hashed {
+    /// `name: reason` for every image whose upstream digest could not be resolved (its hash is
+    /// not final).
+    pub fn unresolved(&self) -> Vec<String> {
+        self.config
+            .images
+            .iter()
+            .zip(&self.hashes)
+            .filter_map(|(s, x)| x.unresolved.as_ref().map(|r| format!("{}: {r}", s.name)))
+            .collect()
+    }
+}
+
 /// Load the config and hash every image. Offline unless an image has `upstream: digest`; then the
 /// registry is asked for those digests (credentials from the environment), so `hash` and `inputs`
 /// print the same hashes `decide` computes.
@@ -141,13 +154,7 @@ pub fn load_and_hash_online(
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Hashed> {
     let h = load_and_hash_lenient(config, discovery, common, client, rt)?;
-    let unresolved: Vec<String> = h
-        .config
-        .images
-        .iter()
-        .zip(&h.hashes)
-        .filter_map(|(s, x)| x.unresolved.as_ref().map(|r| format!("{}: {r}", s.name)))
-        .collect();
+    let unresolved = h.unresolved();
     if !unresolved.is_empty() {
         anyhow::bail!(
             "cannot compute the real hash of {} image(s): {}",
