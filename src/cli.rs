@@ -126,6 +126,12 @@ pub struct DecideArgs {
     /// Print the plan as JSON on stdout (instead of the summary).
     #[arg(long, env = "INPUT_JSON", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value = "false", value_parser = BoolishValueParser::new())]
     pub json: bool,
+    /// The gate before level N of the levels workflow: also write `level_matrix` (level N's
+    /// images whose parents are in place now, per image or in batches), `level_need_build` and
+    /// `level_held` (images held back because a parent still needs building). `force` then
+    /// applies to level N only: the lower levels ran already, and are judged by the registry.
+    #[arg(long, env = "INPUT_LEVEL", value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(0..=1000))]
+    pub level: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -575,16 +575,7 @@ pub fn decide_outputs(
 
     // What batches are cut from: every unit of the config (each platform with `runners:`),
     // marked when decide builds it.
-    let builds = |i: usize, p: Option<&str>| {
-        let d = &decisions[i];
-        !dry_run
-            && d.need_build
-            && p.is_none_or(|p| {
-                d.platforms
-                    .as_ref()
-                    .is_none_or(|ps| ps.iter().any(|q| q == p))
-            })
-    };
+    let builds = |i: usize, p: Option<&str>| unit_builds(&decisions[i], dry_run, p);
     let units = config_units(config, builds);
 
     o.set("need_build", flag(!all.is_empty()));
@@ -707,6 +698,123 @@ pub fn decide_outputs(
     o.set("build_count", all.len().to_string());
     per_image_outputs(&mut o, config, hashes, &build);
     o
+}
+
+/// Whether decide builds image `d` (on `platform`, with `runners:`).
+fn unit_builds(d: &Decision, dry_run: bool, platform: Option<&str>) -> bool {
+    !dry_run
+        && d.need_build
+        && platform.is_none_or(|p| {
+            d.platforms
+                .as_ref()
+                .is_none_or(|ps| ps.iter().any(|q| q == p))
+        })
+}
+
+/// The most `::error::` annotations the gate prints for held images (GitHub shows 10 per step);
+/// the rest are plain log lines, so a root failing under 12,800 images stays readable.
+pub const HELD_ANNOTATIONS: usize = 50;
+
+/// An image of the gated level held back: its parents that still need building.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub image: usize,
+    pub waiting: Vec<usize>,
+}
+
+impl Held {
+    /// `X is held back: its parent Y was not built in this run` (the wording the workflows and
+    /// their tests look for).
+    pub fn message(&self, config: &Config) -> String {
+        let parents: Vec<&str> = self
+            .waiting
+            .iter()
+            .map(|&p| config.images[p].name.as_str())
+            .collect();
+        format!(
+            "{} is held back: its parent{} {} {} not built in this run",
+            config.images[self.image].name,
+            if parents.len() == 1 { "" } else { "s" },
+            parents.join(", "),
+            if parents.len() == 1 { "was" } else { "were" },
+        )
+    }
+}
+
+/// What the gate before level N (`decide --level N`) adds to decide's outputs.
+#[derive(Debug, Clone)]
+pub struct LevelGate {
+    /// `{"include":[…]}` of level N's units ready now: per image, or batch entries with the
+    /// same bucket names as `matrix_levels[N]` whose `select` holds only ready images.
+    pub matrix: String,
+    /// How many units `matrix` builds (0: guard the level job off).
+    pub count: usize,
+    /// Level N's images to build that wait for a parent, in config order.
+    pub held: Vec<Held>,
+}
+
+impl LevelGate {
+    /// `level_matrix`, `level_need_build`, `level_held` (a count: the names are in the errors,
+    /// and a list of 12,800 names would not fit the outputs' budget).
+    pub fn set_outputs(&self, o: &mut Outputs) {
+        o.set("level_matrix", self.matrix.clone());
+        o.set("level_need_build", flag(self.count > 0));
+        o.set("level_held", self.held.len().to_string());
+    }
+}
+
+/// The gate before `level`: of the images of that level decide builds, those whose every parent
+/// is in place now (no parent needs building, nor, with `runners:`, a `merge`) go into the
+/// matrix; the others are held back, so nothing is built `FROM` a parent whose job failed. Run
+/// after the lower levels' jobs, it is decide's own answer to "what can level N build now".
+pub fn level_gate(
+    config: &Config,
+    hashes: &[ImageHash],
+    decisions: &[Decision],
+    dry_run: bool,
+    max_jobs: usize,
+    level: usize,
+) -> LevelGate {
+    let index: std::collections::HashMap<&str, usize> = config
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut held = Vec::new();
+    let mut ready = vec![false; config.images.len()];
+    for (i, s) in config.images.iter().enumerate() {
+        if s.level != level || dry_run || !decisions[i].need_build {
+            continue;
+        }
+        let waiting: Vec<usize> = s
+            .parents
+            .iter()
+            .filter_map(|p| index.get(p.name.as_str()).copied())
+            .filter(|&p| decisions[p].need_build || decisions[p].merge)
+            .collect();
+        if waiting.is_empty() {
+            ready[i] = true;
+        } else {
+            held.push(Held { image: i, waiting });
+        }
+    }
+    let entries: Vec<MatrixEntry> = (0..config.images.len())
+        .filter(|&i| ready[i])
+        .flat_map(|i| image_entries(&config.images[i], &hashes[i], &decisions[i]))
+        .collect();
+    let units = config_units(config, |i, p| {
+        ready[i] && unit_builds(&decisions[i], dry_run, p)
+    });
+    let count = units.iter().filter(|u| u.build).count();
+    let matrix = matrix_json(&entries, max_jobs, || {
+        level_batches(&units, level, max_jobs)
+    });
+    LevelGate {
+        matrix,
+        count,
+        held,
+    }
 }
 
 /// Most images whose build settings the `images` output carries.

@@ -78,6 +78,24 @@ impl Force {
         Ok(Force::Names(names))
     }
 
+    /// Only the forced images of `level`. The gate before a level (`decide --level N`) runs
+    /// after the lower levels were built: forcing them again there would make every child wait
+    /// for a parent that "still needs building" forever, so they are judged by the registry (a
+    /// forced parent pushed again leaves its children on an older push: they build).
+    pub fn at_level(&self, config: &Config, level: usize) -> Force {
+        match self {
+            Force::None => Force::None,
+            _ => Force::Names(
+                config
+                    .images
+                    .iter()
+                    .filter(|i| i.level == level && self.covers(&i.name))
+                    .map(|i| i.name.clone())
+                    .collect(),
+            ),
+        }
+    }
+
     /// Whether `name` (an expanded image name) is forced.
     pub fn covers(&self, name: &str) -> bool {
         match self {

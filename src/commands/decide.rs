@@ -20,6 +20,12 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
         hashes,
         discovery,
     } = load_and_hash_lenient(config, discovery, &args.common, &client, &rt)?;
+    // The gate before a level: the lower levels ran already; forcing them again would hold
+    // their children forever (see `Force::at_level`).
+    let force = match args.level {
+        Some(l) => force.at_level(&config, l),
+        None => force,
+    };
     let hashed_ms = started.elapsed().as_millis();
     let probe_started = std::time::Instant::now();
     let mut existence = rt.block_on(crate::registry::probe_all(
@@ -98,7 +104,20 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     }
     let mut outputs =
         crate::outputs::decide_outputs(&config, &hashes, &decisions, args.dry_run, args.max_jobs);
-    let summary = crate::outputs::summary_markdown(&config, &hashes, &decisions, args.dry_run);
+    let mut summary = crate::outputs::summary_markdown(&config, &hashes, &decisions, args.dry_run);
+    if let Some(level) = args.level {
+        let gate = crate::outputs::level_gate(
+            &config,
+            &hashes,
+            &decisions,
+            args.dry_run,
+            args.max_jobs,
+            level,
+        );
+        gate.set_outputs(&mut outputs);
+        report_held(&config, level, &gate);
+        summary.push_str(&gate_summary(&config, level, &gate));
+    }
     tracing::info!(
         images = config.images.len(),
         hash_ms = hashed_ms as u64,
@@ -130,6 +149,54 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each held image as an error naming the parent it waits for: an annotation for the first
+/// [`crate::outputs::HELD_ANNOTATIONS`], a log line for the rest. The workflow's gate step fails
+/// the job on `level_held`; decide itself succeeds, so its outputs reach the level job and the
+/// ready images still build.
+fn report_held(config: &crate::config::Config, level: usize, gate: &crate::outputs::LevelGate) {
+    for (n, h) in gate.held.iter().enumerate() {
+        let msg = h.message(config);
+        if n < crate::outputs::HELD_ANNOTATIONS && crate::github::in_actions() {
+            crate::github::error(&msg);
+        } else {
+            eprintln!(
+                "{}",
+                crate::github::defuse_commands(&format!("error: {msg}"))
+            );
+        }
+    }
+    tracing::info!(
+        level,
+        ready = gate.count,
+        held = gate.held.len(),
+        "level gate"
+    );
+}
+
+/// The gate's lines for the step summary (and the log): how many of the level build now, how
+/// many wait, and the first few held images.
+fn gate_summary(
+    config: &crate::config::Config,
+    level: usize,
+    gate: &crate::outputs::LevelGate,
+) -> String {
+    let mut s = format!(
+        "\n**Level {level}**: {} to build now, {} held back (a parent still needs building).\n",
+        gate.count,
+        gate.held.len()
+    );
+    for h in gate.held.iter().take(20) {
+        s.push_str(&format!(
+            "- {}\n",
+            crate::github::md_cell(&h.message(config))
+        ));
+    }
+    if gate.held.len() > 20 {
+        s.push_str(&format!("- … and {} more\n", gate.held.len() - 20));
+    }
+    s
 }
 
 /// Without `platforms:`, an image is built for whatever platform its build runner has, and the
