@@ -17,7 +17,7 @@ use skip_testkit::{ImageSpec, TestRegistry};
 const BIN: &str = env!("CARGO_BIN_EXE_skip-action");
 
 /// The inputs of the contract (README), exactly.
-const INPUTS: [&str; 18] = [
+const INPUTS: [&str; 19] = [
     "command",
     "config",
     "dry-run",
@@ -34,6 +34,7 @@ const INPUTS: [&str; 18] = [
     "images",
     "digest",
     "on-registry-error",
+    "level",
     "binary",
     "download-url",
 ];
@@ -68,6 +69,8 @@ const DECIDE_OUTPUTS: [&str; 26] = [
     "dry_run",
     "build_count",
 ];
+/// What decide adds as the gate before a level (`level` input, `decide --level N`).
+const LEVEL_OUTPUTS: [&str; 3] = ["level_matrix", "level_need_build", "level_held"];
 const PROMOTE_OUTPUTS: [&str; 2] = ["promoted", "previous"];
 const STAMP_OUTPUTS: [&str; 1] = ["stamped"];
 const MERGE_OUTPUTS: [&str; 1] = ["merged"];
@@ -343,6 +346,7 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
     }
     for o in DECIDE_OUTPUTS
         .iter()
+        .chain(&LEVEL_OUTPUTS)
         .chain(&PROMOTE_OUTPUTS)
         .chain(&STAMP_OUTPUTS)
         .chain(&MERGE_OUTPUTS)
@@ -372,6 +376,17 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
     assert!(ok, "decide failed:\n{log}");
     let want: BTreeSet<String> = DECIDE_OUTPUTS.iter().map(|s| s.to_string()).collect();
     assert_eq!(decide, want, "decide writes exactly the decide outputs");
+    // The gate before a level: every decide output, and the level's.
+    let (gate, ok, log) = run_action_style_env(dir.path(), "decide", &[("INPUT_LEVEL", "1")]);
+    assert!(ok, "decide with `level` failed:\n{log}");
+    let want: BTreeSet<String> = want
+        .into_iter()
+        .chain(LEVEL_OUTPUTS.iter().map(|s| s.to_string()))
+        .collect();
+    assert_eq!(
+        gate, want,
+        "decide with `level` writes the decide and level outputs"
+    );
 
     // "Build": push every image at its content tag, variants FROM the base.
     let hash = Command::new(BIN)
@@ -424,7 +439,7 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
     let want: BTreeSet<String> = MERGE_OUTPUTS.iter().map(|s| s.to_string()).collect();
     assert_eq!(merge, want, "merge writes exactly the merge outputs");
     // action.yml forwards exactly what the commands write: nothing missing, nothing extra.
-    let written: BTreeSet<String> = decide
+    let written: BTreeSet<String> = gate
         .union(&promote)
         .chain(&stamp)
         .chain(&merge)
