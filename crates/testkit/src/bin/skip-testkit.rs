@@ -5,12 +5,21 @@
 //! skip-testkit push   HOST/REPO:TAG [--from HOST/REPO:TAG] [--docker] [--platform OS/ARCH]
 //! skip-testkit digest HOST/REPO:TAG      # the manifest digest; exit 1 when the tag does not exist
 //! skip-testkit layers HOST/REPO:TAG      # the layer digests, one per line
+//! skip-testkit bake   FILE [--fail TARGET] [--log FILE]
 //! ```
 //!
 //! `push` uploads a single-platform image with one new random layer; with `--from`, on top of the
 //! parent's layers, as `docker build` does for `FROM parent` (a parent that is an index gives
 //! its `--platform` child). Plain http, no authentication: for
 //! the test registries on 127.0.0.1 only.
+//!
+//! `bake` is `docker buildx bake -f FILE --push` for such images: every target of the default
+//! group, in its order (parents first, as `skip-action bake` lists them), each of its `tags`
+//! pushed `FROM` its `BASE_IMAGE` arg (or with no parent). A target whose parent is another target
+//! of the file (`contexts`) uses that target's push. `--fail TARGET` makes that target fail, as a
+//! broken build would: its dependants in the file fail with it, the other targets are still pushed
+//! (as when they finish before the failing one), and the command exits 1. `--log` appends the name
+//! of each target pushed, one per line.
 
 use std::process::ExitCode;
 
@@ -20,7 +29,8 @@ use skip_testkit::{ImageSpec, PushAuth, Pusher};
 const USAGE: &str = "usage:
   skip-testkit push   HOST/REPO:TAG [--from HOST/REPO:TAG] [--docker] [--platform OS/ARCH] [--label KEY=VALUE]
   skip-testkit digest HOST/REPO:TAG
-  skip-testkit layers HOST/REPO:TAG";
+  skip-testkit layers HOST/REPO:TAG
+  skip-testkit bake   FILE [--fail TARGET] [--log FILE]";
 
 /// `host/repo:tag` or `host/repo@sha256:…`.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,50 +128,8 @@ async fn run(args: &[String]) -> Result<ExitCode> {
                 }
             }
             let target = target.context(USAGE)?;
-            let pusher = target.pusher();
-            if let Some(mut parent) = from {
-                let src = parent.pusher();
-                // A multi-platform parent (an index): the child of this push's platform, as
-                // `docker build --platform` pulls it.
-                if let Some((bytes, media_type, _)) =
-                    src.get_manifest(&parent.repo, &parent.reference).await?
-                {
-                    if media_type.contains("index") || media_type.contains("manifest.list") {
-                        let (os, arch) = platform
-                            .clone()
-                            .context("--from names an index: pass --platform OS/ARCH")?;
-                        let v: serde_json::Value = serde_json::from_slice(&bytes)?;
-                        let child = v["manifests"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .find(|m| {
-                                m["platform"]["os"] == os.as_str()
-                                    && m["platform"]["architecture"] == arch.as_str()
-                            })
-                            .and_then(|m| m["digest"].as_str())
-                            .with_context(|| {
-                                format!("{}: no {os}/{arch} image", parent.reference)
-                            })?;
-                        parent.reference = child.to_string();
-                    }
-                }
-                let img = src.pull_image(&parent.repo, &parent.reference).await?;
-                if parent.host != target.host || parent.repo != target.repo {
-                    // Another repository: copy the parent's layers over first.
-                    for l in &img.layers {
-                        if !pusher.blob_exists(&target.repo, &l.digest).await? {
-                            let data = src.get_blob(&parent.repo, &l.digest).await?;
-                            pusher.push_blob(&target.repo, &data).await?;
-                        }
-                    }
-                }
-                spec = spec.from_parent(&img).platform(&img.os, &img.architecture);
-            }
-            let tag =
-                (!target.reference.starts_with("sha256:")).then_some(target.reference.as_str());
-            let pushed = pusher.push_image(&target.repo, tag, &spec).await?;
-            println!("{}", pushed.digest);
+            let pushed = push(&target, from, platform, spec).await?;
+            println!("{pushed}");
             Ok(ExitCode::SUCCESS)
         }
         "digest" | "layers" => {
@@ -185,11 +153,148 @@ async fn run(args: &[String]) -> Result<ExitCode> {
                 }
             }
         }
+        "bake" => bake(rest).await,
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
         }
         other => bail!("unknown command {other}\n{USAGE}"),
+    }
+}
+
+/// Push one image at `target` (a tag or a digest), on `from`'s layers when given: the parent's
+/// `platform` child when it is an index. Returns the pushed manifest's digest.
+async fn push(
+    target: &Ref,
+    from: Option<Ref>,
+    platform: Option<(String, String)>,
+    mut spec: ImageSpec,
+) -> Result<String> {
+    let pusher = target.pusher();
+    if let Some(mut parent) = from {
+        let src = parent.pusher();
+        // A multi-platform parent (an index): the child of this push's platform, as
+        // `docker build --platform` pulls it.
+        if let Some((bytes, media_type, _)) =
+            src.get_manifest(&parent.repo, &parent.reference).await?
+        {
+            if media_type.contains("index") || media_type.contains("manifest.list") {
+                let (os, arch) = platform
+                    .clone()
+                    .context("--from names an index: pass --platform OS/ARCH")?;
+                let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+                let child = v["manifests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|m| {
+                        m["platform"]["os"] == os.as_str()
+                            && m["platform"]["architecture"] == arch.as_str()
+                    })
+                    .and_then(|m| m["digest"].as_str())
+                    .with_context(|| format!("{}: no {os}/{arch} image", parent.reference))?;
+                parent.reference = child.to_string();
+            }
+        }
+        let img = src.pull_image(&parent.repo, &parent.reference).await?;
+        if parent.host != target.host || parent.repo != target.repo {
+            // Another repository: copy the parent's layers over first.
+            for l in &img.layers {
+                if !pusher.blob_exists(&target.repo, &l.digest).await? {
+                    let data = src.get_blob(&parent.repo, &l.digest).await?;
+                    pusher.push_blob(&target.repo, &data).await?;
+                }
+            }
+        }
+        spec = spec.from_parent(&img).platform(&img.os, &img.architecture);
+    }
+    let tag = (!target.reference.starts_with("sha256:")).then_some(target.reference.as_str());
+    let pushed = pusher.push_image(&target.repo, tag, &spec).await?;
+    Ok(pushed.digest)
+}
+
+/// `bake FILE`: see the module documentation.
+async fn bake(rest: &[String]) -> Result<ExitCode> {
+    let mut file = None;
+    let mut fail: Option<String> = None;
+    let mut log: Option<std::path::PathBuf> = None;
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--fail" => fail = Some(it.next().context("--fail needs a target")?.clone()),
+            "--log" => log = Some(it.next().context("--log needs a file")?.into()),
+            s if s.starts_with('-') => bail!("unknown flag {s}\n{USAGE}"),
+            s if file.is_none() => file = Some(s.to_string()),
+            s => bail!("unexpected argument {s}\n{USAGE}"),
+        }
+    }
+    let file = file.context(USAGE)?;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{file}: not a bake JSON file"))?;
+    let order: Vec<String> = v["group"]["default"]["targets"]
+        .as_array()
+        .with_context(|| format!("{file}: no group.default.targets"))?
+        .iter()
+        .filter_map(|t| t.as_str().map(String::from))
+        .collect();
+    let fail = fail.filter(|f| !f.is_empty());
+    let mut failed: Vec<String> = Vec::new();
+    for name in &order {
+        let t = &v["target"][name.as_str()];
+        let base = t["args"]["BASE_IMAGE"].as_str().filter(|b| !b.is_empty());
+        // The parent is a target of this file that failed: this one cannot build either.
+        let parent_target = base
+            .and_then(|b| t["contexts"][b].as_str())
+            .and_then(|c| c.strip_prefix("target:"));
+        if let Some(p) = parent_target.filter(|p| failed.iter().any(|f| f == p)) {
+            eprintln!("{name}: its parent target {p} failed");
+            failed.push(name.clone());
+            continue;
+        }
+        if fail.as_deref() == Some(name.as_str()) {
+            eprintln!("{name}: failing on purpose");
+            failed.push(name.clone());
+            continue;
+        }
+        let platform = match t["platforms"].as_array().map(Vec::as_slice) {
+            Some([p]) => p
+                .as_str()
+                .and_then(|p| p.split_once('/'))
+                .map(|(os, arch)| (os.to_string(), arch.to_string())),
+            _ => None,
+        };
+        let tags: Vec<&str> = t["tags"]
+            .as_array()
+            .with_context(|| format!("{file}: target {name} has no tags"))?
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect();
+        for tag in tags {
+            let target = Ref::parse(tag)?;
+            let from = base.map(Ref::parse).transpose()?;
+            let mut spec = ImageSpec::oci();
+            if let Some((os, arch)) = &platform {
+                spec = spec.platform(os, arch);
+            }
+            let digest = push(&target, from, platform.clone(), spec).await?;
+            println!("{name} {tag} {digest}");
+        }
+        if let Some(l) = &log {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(l)
+                .with_context(|| format!("opening {}", l.display()))?;
+            writeln!(f, "{name}")?;
+        }
+    }
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("failed: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
     }
 }
 
