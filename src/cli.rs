@@ -196,10 +196,15 @@ pub struct BakeArgs {
     /// A batch entry's `batch` (e.g. `level1-007of255`, or `level1-linux_arm64-r1-007of255` with
     /// `runners:`): build the images decide meant for it, found from the config (needs `--select`);
     /// a batch of one platform builds only it, as `--platform` does.
-    #[arg(long, value_name = "ID", requires = "select")]
+    #[arg(long, env = "INPUT_BATCH", value_name = "ID", requires = "select")]
     pub batch: Option<String>,
     /// The same entry's `select` (`<key>-<mask>`).
-    #[arg(long, value_name = "KEY-MASK", requires = "batch")]
+    #[arg(
+        long,
+        env = "INPUT_SELECT",
+        value_name = "KEY-MASK",
+        requires = "batch"
+    )]
     pub select: Option<String>,
 }
 

@@ -17,7 +17,7 @@ use skip_testkit::{ImageSpec, TestRegistry};
 const BIN: &str = env!("CARGO_BIN_EXE_skip-action");
 
 /// The inputs of the contract (README), exactly.
-const INPUTS: [&str; 19] = [
+const INPUTS: [&str; 21] = [
     "command",
     "config",
     "dry-run",
@@ -35,6 +35,8 @@ const INPUTS: [&str; 19] = [
     "digest",
     "on-registry-error",
     "level",
+    "batch",
+    "select",
     "binary",
     "download-url",
 ];
@@ -74,6 +76,7 @@ const LEVEL_OUTPUTS: [&str; 3] = ["level_matrix", "level_need_build", "level_hel
 const PROMOTE_OUTPUTS: [&str; 2] = ["promoted", "previous"];
 const STAMP_OUTPUTS: [&str; 1] = ["stamped"];
 const MERGE_OUTPUTS: [&str; 1] = ["merged"];
+const BAKE_OUTPUTS: [&str; 1] = ["bake_file"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -186,12 +189,13 @@ fn every_input_is_a_flag_of_the_binary() {
             .join(" ")
     };
     let all = format!(
-        "{}\n{}\n{}\n{}\n{}",
+        "{}\n{}\n{}\n{}\n{}\n{}",
         help("decide"),
         help("promote"),
         help("hash"),
         help("stamp"),
-        help("merge")
+        help("merge"),
+        help("bake")
     );
     for i in INPUTS.iter().filter(|i| !ACTION_ONLY.contains(i)) {
         let name = env_name(i);
@@ -350,6 +354,7 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
         .chain(&PROMOTE_OUTPUTS)
         .chain(&STAMP_OUTPUTS)
         .chain(&MERGE_OUTPUTS)
+        .chain(&BAKE_OUTPUTS)
     {
         assert!(declared.contains(*o), "output {o} is not declared");
     }
@@ -377,6 +382,7 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
     let want: BTreeSet<String> = DECIDE_OUTPUTS.iter().map(|s| s.to_string()).collect();
     assert_eq!(decide, want, "decide writes exactly the decide outputs");
     // The gate before a level: every decide output, and the level's.
+    std::fs::remove_file(dir.path().join("output-decide")).unwrap();
     let (gate, ok, log) = run_action_style_env(dir.path(), "decide", &[("INPUT_LEVEL", "1")]);
     assert!(ok, "decide with `level` failed:\n{log}");
     let want: BTreeSet<String> = want
@@ -438,11 +444,29 @@ fn outputs_are_declared_forwarded_and_match_what_the_binary_writes() {
     assert!(ok, "merge failed:\n{log}");
     let want: BTreeSet<String> = MERGE_OUTPUTS.iter().map(|s| s.to_string()).collect();
     assert_eq!(merge, want, "merge writes exactly the merge outputs");
+    // bake (a batch job's): the file's path, for `docker buildx bake -f`.
+    let (bake, ok, log) = run_action_style_env(
+        dir.path(),
+        "bake",
+        &[("RUNNER_TEMP", dir.path().to_str().unwrap())],
+    );
+    assert!(ok, "bake failed:\n{log}");
+    let want: BTreeSet<String> = BAKE_OUTPUTS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(bake, want, "bake writes exactly the bake outputs");
+    let text = std::fs::read_to_string(dir.path().join("output-bake")).unwrap();
+    let file = text.lines().nth(1).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(
+        v["group"]["default"]["targets"].as_array().unwrap().len(),
+        3
+    );
     // action.yml forwards exactly what the commands write: nothing missing, nothing extra.
     let written: BTreeSet<String> = gate
         .union(&promote)
         .chain(&stamp)
         .chain(&merge)
+        .chain(&bake)
         .cloned()
         .collect();
     assert_eq!(

@@ -182,6 +182,16 @@ pub fn run(args: BakeArgs) -> anyhow::Result<()> {
     }
     bake.group
         .insert("default".into(), Group { targets: names });
-    println!("{}", serde_json::to_string_pretty(&bake)?);
+    let json = serde_json::to_string_pretty(&bake)?;
+    println!("{json}");
+    // In a runner (the action's `command: bake`), the same file under RUNNER_TEMP, its path the
+    // `bake_file` output: the next step runs `docker buildx bake -f "$BAKE_FILE" --push`.
+    let file = crate::github::output::write_runner_file("bake", &json)?;
+    let mut outputs = crate::github::output::Outputs::new();
+    outputs.set(
+        "bake_file",
+        file.map(|p| p.display().to_string()).unwrap_or_default(),
+    );
+    outputs.write_to_env()?;
     Ok(())
 }
