@@ -944,9 +944,11 @@ fn levels_workflow_builds_in_order_and_a_failure_stops_only_its_subtree() {
     assert!(r4.promoted(), "{}", r4.context());
 }
 
-/// The e2e copy of the levels workflow has the shipped file's jobs, `needs:`, `if:` guards and
-/// matrices (only the build steps and the action's location differ), so the act run above
-/// proves the shipped file.
+/// The e2e copy of the levels workflow has the shipped file's jobs, `needs:`, `if:` guards,
+/// matrices and outputs, and the same steps with an `id` (the gate, its held check, the per-image
+/// and batch builds: their guards, the action's `level`/`command`/`batch`/`select`/`force`, the
+/// gate's check), so the act run above proves the shipped file. Only the builds themselves
+/// (docker, simulated by skip-testkit), logins and the action's location differ.
 #[test]
 fn levels_workflow_copy_matches_the_shipped_file() {
     let load = |p: &str| -> serde_yaml::Value {
@@ -958,21 +960,34 @@ fn levels_workflow_copy_matches_the_shipped_file() {
             .unwrap()
             .iter()
             .map(|(k, j)| {
-                let run_steps: Vec<String> = j["steps"]
+                let steps: Vec<String> = j["steps"]
                     .as_sequence()
                     .unwrap()
                     .iter()
-                    .filter(|s| s["id"] == "r")
-                    .map(|s| s["run"].as_str().unwrap().to_string())
+                    .filter(|s| s["id"].is_string())
+                    .map(|s| {
+                        let with: Vec<String> =
+                            ["level", "command", "batch", "select", "force", "dry-run"]
+                                .iter()
+                                .filter(|w| !s["with"][**w].is_null())
+                                .map(|w| format!("{w}={:?}", s["with"][*w]))
+                                .collect();
+                        let run = if s["id"] == "held" {
+                            format!("{:?}", s["run"])
+                        } else {
+                            String::new()
+                        };
+                        format!("{:?} if={:?} with={with:?} {run}", s["id"], s["if"])
+                    })
                     .collect();
                 format!(
-                    "{} needs={:?} if={:?} matrix={:?} outputs={:?} gate={:?}",
+                    "{} needs={:?} if={:?} name={:?} matrix={:?} outputs={:?} steps={steps:?}",
                     k.as_str().unwrap(),
                     j["needs"],
                     j["if"],
+                    j["name"],
                     j["strategy"]["matrix"],
                     j["outputs"],
-                    run_steps
                 )
             })
             .collect()
@@ -983,6 +998,15 @@ fn levels_workflow_copy_matches_the_shipped_file() {
         "examples/workflows/levels-gitea.yml",
     ] {
         assert_eq!(shape(&load(shipped)), test, "{shipped}");
+    }
+    // No python left in the gates: the tool decides.
+    for f in [
+        "tests/e2e/levels.yml",
+        "examples/workflows/levels-github.yml",
+        "examples/workflows/levels-gitea.yml",
+    ] {
+        let text = std::fs::read_to_string(root().join(f)).unwrap();
+        assert!(!text.contains("python"), "{f}");
     }
 }
 
