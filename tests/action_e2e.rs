@@ -349,6 +349,11 @@ impl World {
                 .map(str::to_string)
                 .collect(),
             promote_log: read("promote.log").unwrap_or_default(),
+            batches: read("batches.log")
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect(),
         }
     }
 }
@@ -363,6 +368,8 @@ struct Act {
     promote: BTreeMap<String, String>,
     builds: Vec<String>,
     promote_log: String,
+    /// The batch entries the level jobs built (`batch`), in the order they ran.
+    batches: Vec<String>,
 }
 
 impl Act {
@@ -370,8 +377,8 @@ impl Act {
         let lines: Vec<&str> = self.log.lines().collect();
         let tail = lines[lines.len().saturating_sub(150)..].join("\n");
         format!(
-            "act run `{}` (ok={}, timed out={}, {:?}); decide={:?}; builds={:?}; promote={:?}\n--- last lines of the log ---\n{tail}",
-            self.label, self.ok, self.timed_out, self.elapsed, self.decide, self.builds, self.promote
+            "act run `{}` (ok={}, timed out={}, {:?}); decide={:?}; builds={:?}; batches={:?}; promote={:?}\n--- last lines of the log ---\n{tail}",
+            self.label, self.ok, self.timed_out, self.elapsed, self.decide, self.builds, self.batches, self.promote
         )
     }
     fn assert_ok(&self) {
@@ -832,6 +839,54 @@ fn names(n: &[&str]) -> std::collections::BTreeSet<String> {
 #[test]
 fn levels_workflow_builds_in_order_and_a_failure_stops_only_its_subtree() {
     let Some(act) = act() else { return };
+    let runs = levels_scenario(act, "");
+    // One job per image: no batch anywhere.
+    for r in &runs {
+        assert!(r.batches.is_empty(), "{}", r.context());
+    }
+}
+
+/// The same scenario with `max-jobs: 1`, so that levels with two images become batch entries
+/// (`level2-1of1`: minimal and r; `level3-1of1`: scipy and rlab; in decide's `matrix_levels`
+/// every level): each batch job expands its entry with the action's `command: bake` and builds the
+/// bake file (skip-testkit bake: every target FROM its BASE_IMAGE arg). Exactly the images to
+/// build are pushed, each on its parent's current push; the next decide reuses all and promote
+/// succeeds; `minimal` failing inside its batch holds back only its subtree (r, built in the same
+/// batch job, and rlab go on), and the next run finishes.
+#[test]
+fn levels_workflow_builds_batch_entries_and_a_failure_in_a_batch_stops_only_its_subtree() {
+    let Some(act) = act() else { return };
+    let [r1, r2, r3, r4] = levels_scenario(act, "1");
+    let levels: serde_json::Value = serde_json::from_str(r1.out("matrix_levels")).unwrap();
+    let first_batch = |l: usize| {
+        levels[l]["include"][0]["batch"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert_eq!(first_batch(0).as_deref(), Some("level0-1of1"), "{levels}");
+    assert_eq!(first_batch(2).as_deref(), Some("level2-1of1"), "{levels}");
+    // Level 0 from decide, levels 2 and 3 from their gates: batch jobs; base (level 1) and
+    // tensorflow (level 4), alone in their level, one job each.
+    assert_eq!(
+        r1.batches,
+        ["level0-1of1", "level2-1of1", "level3-1of1"],
+        "{}",
+        r1.context()
+    );
+    assert!(r2.batches.is_empty(), "{}", r2.context());
+    // minimal failed inside level 2's batch, r beside it was pushed; rlab, alone, is per image.
+    assert_eq!(r3.batches, ["level2-1of1"], "{}", r3.context());
+    assert!(
+        r3.log.contains("minimal: failing on purpose"),
+        "{}",
+        r3.context()
+    );
+    assert!(r4.batches.is_empty(), "{}", r4.context());
+}
+
+/// The levels scenario, with `max_jobs` for decide and the gates (empty: the default 256).
+/// Returns the four runs: build all, reuse all, a mid-level failure, the recovery.
+fn levels_scenario(act: PathBuf, max_jobs: &str) -> [Act; 4] {
     let bin = binary();
     let asset = std::fs::read(&bin).unwrap();
     let reg = Registry::start();
@@ -842,6 +897,7 @@ fn levels_workflow_builds_in_order_and_a_failure_stops_only_its_subtree() {
             ("E2E_BIN", bin_s.clone()),
             ("E2E_DOWNLOAD_URL", String::new()),
             ("E2E_FAIL", fail.to_string()),
+            ("E2E_MAX_JOBS", max_jobs.to_string()),
         ]
     };
     let run = |label: &str, fail: &'static str| {
@@ -942,6 +998,7 @@ fn levels_workflow_builds_in_order_and_a_failure_stops_only_its_subtree() {
     );
     assert_levels_on_parents(&reg, &r4);
     assert!(r4.promoted(), "{}", r4.context());
+    [r1, r2, r3, r4]
 }
 
 /// The e2e copy of the levels workflow has the shipped file's jobs, `needs:`, `if:` guards,
