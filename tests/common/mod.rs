@@ -1,6 +1,8 @@
 //! Helpers for the CLI tests: build a workspace in a temp dir, run the real binary in it.
 #![allow(dead_code)]
 
+pub mod e2e;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
