@@ -47,14 +47,132 @@ pub struct MatrixEntry {
     pub runner: Option<String>,
 }
 
-/// The most a per-image matrix may weigh: past it (or past `max_jobs` images) the matrix holds
-/// batch entries. With `plan` ([`PLAN_MAX_BYTES`]) and `matrix_levels` ([`LEVELS_MAX_BYTES`]),
-/// decide's outputs stay under GitHub's 1 MB per output and 1 MiB together at any scale.
+/// Budgets, one per output that grows with the config: the most each value may weigh, in bytes.
+/// GitHub takes at most 1 MB per job output and 1 MiB for a step's outputs together, and a
+/// composite action evaluates every output it declares, read or not. The budgets together, with
+/// [`SMALL_OUTPUTS_MAX_BYTES`] for every other output and the names, stay under 1 MiB (a unit test
+/// adds them up), so the bound holds for every config, not for the ones tried. Each output keeps
+/// to its budget by a rule that depends on the config only (a per-image matrix becomes batches,
+/// `plan` keeps the entries that fit, the per-image objects become `{}`, the merge lists become
+/// selections); [`check_budgets`] refuses, with what to change, the few pathological configs no
+/// rule covers (thousands of levels, runner labels of kilobytes), rather than write an output
+/// GitHub would reject.
+///
+/// `matrix` and `variants_matrix`: one entry per image while they fit this (and `max_jobs`), else
+/// batches.
 pub const MATRIX_MAX_BYTES: usize = 128 * 1024;
-/// The most `matrix_levels` may weigh in per-image form (all levels together).
+/// `base_matrix`: the base's own entries (one per platform with `runners:`), else batches.
+pub const BASE_MATRIX_MAX_BYTES: usize = 16 * 1024;
+/// `matrix_levels`, all levels together, in per-image form; past it every level holds batches.
 pub const LEVELS_MAX_BYTES: usize = 256 * 1024;
-/// The most the `plan` output may weigh; the whole plan is in `plan_file`.
-pub const PLAN_MAX_BYTES: usize = 256 * 1024;
+/// `level_matrix` (`decide --level N`, the gate of one level's job): one entry per image while
+/// it fits, else batches (the level jobs build both).
+pub const LEVEL_MATRIX_MAX_BYTES: usize = 64 * 1024;
+/// `plan`: the whole entries that fit; the whole plan is in `plan_file`.
+pub const PLAN_MAX_BYTES: usize = 192 * 1024;
+/// `images` (build settings per image): every image while the object fits, else `{}`.
+pub const IMAGES_MAX_BYTES: usize = 96 * 1024;
+/// `images_need_build`: every image while the object, weighed as if every value were `false`,
+/// fits, else `{}` (about 2,500 images with names of a dozen characters).
+pub const IMAGES_NEED_BUILD_MAX_BYTES: usize = 48 * 1024;
+/// `merge_images`: names while the list of every image with `runners:` fits, else a selection.
+pub const MERGE_IMAGES_MAX_BYTES: usize = 32 * 1024;
+/// `merge_levels`: names while the lists of every image with `runners:` fit, else selections.
+pub const MERGE_LEVELS_MAX_BYTES: usize = 32 * 1024;
+/// `levels_need_build`: one flag per level (about 1,300 levels).
+pub const LEVELS_NEED_BUILD_MAX_BYTES: usize = 8 * 1024;
+/// Every other output (flags, counts, the base's settings, `plan_file`'s path) and every
+/// output's name, together.
+pub const SMALL_OUTPUTS_MAX_BYTES: usize = 16 * 1024;
+/// What GitHub takes for a step's outputs together.
+pub const ALL_OUTPUTS_MAX_BYTES: usize = 1024 * 1024;
+
+/// Each budgeted output, its budget, and what to change when a config exceeds it.
+pub const BUDGETS: &[(&str, usize, &str)] = &[
+    (
+        "plan",
+        PLAN_MAX_BYTES,
+        "this is a bug: `plan` keeps what fits",
+    ),
+    (
+        "matrix",
+        MATRIX_MAX_BYTES,
+        "lower `max-jobs`, or shorten the platforms' runner labels",
+    ),
+    (
+        "variants_matrix",
+        MATRIX_MAX_BYTES,
+        "lower `max-jobs`, or shorten the platforms' runner labels",
+    ),
+    (
+        "base_matrix",
+        BASE_MATRIX_MAX_BYTES,
+        "give the base fewer platforms, or shorter runner labels",
+    ),
+    (
+        "matrix_levels",
+        LEVELS_MAX_BYTES,
+        "lower `max-jobs`, or make the DAG shallower (each level holds up to `max-jobs` batches)",
+    ),
+    (
+        "level_matrix",
+        LEVEL_MATRIX_MAX_BYTES,
+        "lower `max-jobs`, or shorten the platforms' runner labels",
+    ),
+    (
+        "images",
+        IMAGES_MAX_BYTES,
+        "this is a bug: `images` is `{}` past its budget",
+    ),
+    (
+        "images_need_build",
+        IMAGES_NEED_BUILD_MAX_BYTES,
+        "this is a bug: `images_need_build` is `{}` past its budget",
+    ),
+    (
+        "merge_images",
+        MERGE_IMAGES_MAX_BYTES,
+        "split the config (a selection takes a quarter byte per image with `runners:`)",
+    ),
+    (
+        "merge_levels",
+        MERGE_LEVELS_MAX_BYTES,
+        "make the DAG shallower, or split the config",
+    ),
+    (
+        "levels_need_build",
+        LEVELS_NEED_BUILD_MAX_BYTES,
+        "make the DAG shallower (one flag per level)",
+    ),
+];
+
+/// Refuse outputs over their budgets (exit 2, naming the output, its size and what to change)
+/// before anything is written: GitHub would reject them, or the runner's expression evaluator
+/// fail on them, with a message that names neither. The rules that build each output keep to
+/// these budgets for every config short of the pathological, so this refuses nothing else.
+pub fn check_budgets(o: &Outputs) -> anyhow::Result<()> {
+    let mut small = 0;
+    for (k, v) in o.iter() {
+        small += k.len();
+        match BUDGETS.iter().find(|b| b.0 == k) {
+            Some(&(_, budget, what)) if v.len() > budget => crate::bail_usage!(
+                "decide: the `{k}` output would weigh {} bytes, over its budget of {budget} \
+                 (GitHub takes 1 MB per output and 1 MiB for a step's outputs together): {what}",
+                v.len()
+            ),
+            Some(_) => {}
+            None => small += v.len(),
+        }
+    }
+    if small > SMALL_OUTPUTS_MAX_BYTES {
+        crate::bail_usage!(
+            "decide: the small outputs (flags, counts, the base's settings) and the outputs' \
+             names weigh {small} bytes together, over their budget of {SMALL_OUTPUTS_MAX_BYTES}: \
+             shorten the base image's `args:` values or its paths"
+        );
+    }
+    Ok(())
+}
 
 /// One batch of images for one job, by name: the job expands it from the config.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -486,8 +604,12 @@ struct Include<T> {
 }
 
 /// `{"include":[…]}` of one entry per image, when they are at most `max_jobs` and fit in
-/// [`MATRIX_MAX_BYTES`]; `None` when the matrix must hold batches.
-pub fn per_image_matrix(entries: &[MatrixEntry], max_jobs: usize) -> Option<String> {
+/// `max_bytes`; `None` when the matrix must hold batches.
+pub fn per_image_matrix(
+    entries: &[MatrixEntry],
+    max_jobs: usize,
+    max_bytes: usize,
+) -> Option<String> {
     if entries.len() > max_jobs {
         return None;
     }
@@ -495,7 +617,7 @@ pub fn per_image_matrix(entries: &[MatrixEntry], max_jobs: usize) -> Option<Stri
         include: entries.to_vec(),
     })
     .ok()
-    .filter(|j| j.len() <= MATRIX_MAX_BYTES)
+    .filter(|j| j.len() <= max_bytes)
 }
 
 /// `{"include":[…]}` of batch entries.
@@ -504,15 +626,16 @@ pub fn batch_matrix(batches: Vec<Batch>) -> String {
         .unwrap_or_else(|_| r#"{"include":[]}"#.into())
 }
 
-/// The one place planned units become a matrix: per image while that fits, else batches.
-/// `entries` are the units to build (in config order) restricted to the matrix's scope; `batches`
-/// cuts the same scope into named buckets.
+/// The one place planned units become a matrix: per image while that fits in `max_bytes`, else
+/// batches. `entries` are the units to build (in config order) restricted to the matrix's scope;
+/// `batches` cuts the same scope into named buckets.
 pub fn matrix_json(
     entries: &[MatrixEntry],
     max_jobs: usize,
+    max_bytes: usize,
     batches: impl FnOnce() -> Vec<Batch>,
 ) -> String {
-    per_image_matrix(entries, max_jobs).unwrap_or_else(|| batch_matrix(batches()))
+    per_image_matrix(entries, max_jobs, max_bytes).unwrap_or_else(|| batch_matrix(batches()))
 }
 
 /// A boolean output: `true`, or the empty string for false.
@@ -606,7 +729,7 @@ pub fn decide_outputs(
         let base_units = config_units(config, |i, p| i == r && builds(i, p));
         o.set(
             "base_matrix",
-            matrix_json(&es, max_jobs, || {
+            matrix_json(&es, max_jobs, BASE_MATRIX_MAX_BYTES, || {
                 level_batches(&base_units, spec.level, max_jobs)
             }),
         );
@@ -629,13 +752,15 @@ pub fn decide_outputs(
     o.set("variants_need_build", flag(!variants.is_empty()));
     o.set(
         "variants_matrix",
-        matrix_json(&variants, max_jobs, || {
+        matrix_json(&variants, max_jobs, MATRIX_MAX_BYTES, || {
             level_batches(&units, VARIANTS_MAX_LEVEL, max_jobs)
         }),
     );
     o.set(
         "matrix",
-        matrix_json(&all, max_jobs, || all_batches(&units, max_jobs)),
+        matrix_json(&all, max_jobs, MATRIX_MAX_BYTES, || {
+            all_batches(&units, max_jobs)
+        }),
     );
 
     // Level by level, for deep DAGs: matrix_levels[N] holds level N's images. Per image while
@@ -644,7 +769,7 @@ pub fn decide_outputs(
     let per_image: Option<Vec<String>> = (0..=max_level)
         .map(|l| {
             let es: Vec<MatrixEntry> = all.iter().filter(|e| e.level == l).cloned().collect();
-            per_image_matrix(&es, max_jobs)
+            per_image_matrix(&es, max_jobs, MATRIX_MAX_BYTES)
         })
         .collect::<Option<Vec<_>>>()
         .filter(|ms| ms.iter().map(String::len).sum::<usize>() <= LEVELS_MAX_BYTES);
@@ -677,20 +802,8 @@ pub fn decide_outputs(
             .filter(|i| decisions[*i].merge)
             .collect()
     };
-    let names = |it: &mut dyn Iterator<Item = &usize>| {
-        it.map(|&i| config.images[i].name.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     o.set("merge_needed", flag(!merge.is_empty()));
-    o.set("merge_images", names(&mut merge.iter()));
-    let merge_levels: Vec<String> = (0..=max_level)
-        .map(|l| names(&mut merge.iter().filter(|&&i| config.images[i].level == l)))
-        .collect();
-    o.set(
-        "merge_levels",
-        serde_json::to_string(&merge_levels).unwrap_or_else(|_| "[]".into()),
-    );
+    merge_outputs(&mut o, config, &merge, max_level);
     let (plan, omitted) = plan_json_bounded(config, hashes, decisions, PLAN_MAX_BYTES);
     o.set("plan", plan);
     o.set("plan_omitted", omitted.to_string());
@@ -807,7 +920,7 @@ pub fn level_gate(
         ready[i] && unit_builds(&decisions[i], dry_run, p)
     });
     let count = units.iter().filter(|u| u.build).count();
-    let matrix = matrix_json(&entries, max_jobs, || {
+    let matrix = matrix_json(&entries, max_jobs, LEVEL_MATRIX_MAX_BYTES, || {
         level_batches(&units, level, max_jobs)
     });
     LevelGate {
@@ -828,34 +941,188 @@ pub const MAX_IMAGES_OUTPUT: usize = 256;
 /// hash covers. One JSON object each, not one output per image: a composite action forwards only
 /// the outputs it declares, and bracket indexing takes names with `/` as they are.
 ///
-/// `images` is `{}` past [`MAX_IMAGES_OUTPUT`] images (a matrix entry is about half a KiB, and
-/// GitHub caps a job output at 1 MB); a fixed job then finds no settings and builds nothing, and
-/// promote blocks on the missing tag, never a silent skip. `images_need_build` is always complete.
+/// Both hold every image while the object fits its budget, else are `{}`, with a warning that
+/// points to the matrices. Where the cut falls depends on the config only: `images` holds the
+/// same entries whatever the registry says, and `images_need_build` is weighed as if every value
+/// were `false` (the longer literal). Fail-safe: a fixed job that finds no entry reads null
+/// (false) and builds nothing, and promote then refuses what decide would have built for (a
+/// missing content tag, an image on an older parent), never a silent skip. The exception is
+/// `force`: a forced image whose tag exists and is sound is not rebuilt, and promote moves its
+/// aliases to the existing build (README: "Scale").
 fn per_image_outputs(o: &mut Outputs, config: &Config, hashes: &[ImageHash], build: &[usize]) {
     let build: std::collections::BTreeSet<usize> = build.iter().copied().collect();
-    let mut need = serde_json::Map::new();
-    let mut refs = serde_json::Map::new();
-    let with_settings = config.images.len() <= MAX_IMAGES_OUTPUT;
-    if !with_settings {
+    let n = config.images.len();
+    // `{"name":false,…}`: the object's size with every value `false`.
+    let as_if_false: usize = 2
+        + n.saturating_sub(1)
+        + config
+            .images
+            .iter()
+            .map(|s| json_str_len(&s.name) + ":false".len())
+            .sum::<usize>();
+    let need = if as_if_false <= IMAGES_NEED_BUILD_MAX_BYTES {
+        let mut need = serde_json::Map::new();
+        for (i, s) in config.images.iter().enumerate() {
+            need.insert(s.name.clone(), serde_json::Value::Bool(build.contains(&i)));
+        }
+        serde_json::Value::Object(need).to_string()
+    } else {
+        crate::github::warning(&format!(
+            "{n} images: the `images_need_build` output is `{{}}` (it would weigh {} KiB, over its \
+             {} KiB budget): one fixed job per image is for small families; build from the \
+             matrices (`matrix`, `matrix_levels`; batches past `max-jobs`). A fixed job guarded \
+             by it now builds nothing, and promote refuses the tags it did not build",
+            as_if_false / 1024,
+            IMAGES_NEED_BUILD_MAX_BYTES / 1024
+        ));
+        "{}".to_string()
+    };
+    o.set("images_need_build", need);
+
+    let refs = (n <= MAX_IMAGES_OUTPUT)
+        .then(|| {
+            let mut refs = serde_json::Map::new();
+            for (s, h) in config.images.iter().zip(hashes) {
+                refs.insert(
+                    s.name.clone(),
+                    serde_json::to_value(matrix_entry(s, h)).unwrap_or_default(),
+                );
+            }
+            serde_json::Value::Object(refs).to_string()
+        })
+        .filter(|j| j.len() <= IMAGES_MAX_BYTES);
+    if refs.is_none() {
         tracing::info!(
-            images = config.images.len(),
-            "more than {MAX_IMAGES_OUTPUT} images: the `images` output is empty (one fixed job per image is for small families; use the matrices)"
+            images = n,
+            "more than {MAX_IMAGES_OUTPUT} images or {} KiB of build settings: the `images` output is empty (one fixed job per image is for small families; use the matrices)",
+            IMAGES_MAX_BYTES / 1024
         );
     }
-    for (i, s) in config.images.iter().enumerate() {
-        need.insert(s.name.clone(), serde_json::Value::Bool(build.contains(&i)));
-        if with_settings {
-            refs.insert(
-                s.name.clone(),
-                serde_json::to_value(matrix_entry(s, &hashes[i])).unwrap_or_default(),
-            );
-        }
+    o.set("images", refs.unwrap_or_else(|| "{}".into()));
+}
+
+/// The length of `s` as a JSON string, quotes included.
+fn json_str_len(s: &str) -> usize {
+    serde_json::to_string(s).map_or(s.len() + 2, |j| j.len())
+}
+
+/// The images `merge` reads a selection against: every image with `runners:`, in config order
+/// (`merge[i]` marks the ones decide wants merged), and their indices in the config.
+fn merge_units<'a>(config: &'a Config, merge: &[bool]) -> (Vec<Unit<'a>>, Vec<usize>) {
+    config
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.runners.is_empty())
+        .map(|(i, s)| {
+            (
+                Unit {
+                    name: &s.name,
+                    level: s.level,
+                    build: merge.get(i).copied().unwrap_or(false),
+                    platform: None,
+                    runner: None,
+                },
+                i,
+            )
+        })
+        .unzip()
+}
+
+/// A selection: the images with `runners:` of `level` (every level: `None`) that `merge` is to
+/// write, named without listing them: `level1-1of1:<key>-<mask>` (`all-1of1:…`), a batch name and
+/// its `select` (see [`Batch`]) over those images in config order. `merge --images` expands it
+/// from the same commit's config, and refuses (exit 2) a config whose images there differ. Empty
+/// when there is nothing to merge. It weighs a quarter byte per image, so the 100,000 images a
+/// config may have fit in 25 KiB.
+pub fn merge_selection(config: &Config, merge: &[bool], level: Option<usize>) -> String {
+    let (units, _) = merge_units(config, merge);
+    let lanes = vec![None; units.len()];
+    batches_of(&units, &lanes, level, &None, 1)
+        .into_iter()
+        .next()
+        .map(|b| format!("{}:{}", b.batch, b.select))
+        .unwrap_or_default()
+}
+
+/// Whether an `--images` word is a [`merge_selection`] (image names have no `:`).
+pub fn is_merge_selection(word: &str) -> bool {
+    word.contains(':')
+}
+
+/// The config indices of the images a [`merge_selection`] names. Errors (exit 2) say what to do.
+pub fn expand_merge_selection(config: &Config, selection: &str) -> anyhow::Result<Vec<usize>> {
+    use anyhow::Context as _;
+    let (units, index) = merge_units(config, &[]);
+    let (id, select) = selection.trim().split_once(':').ok_or_else(|| {
+        crate::error::usage(format!(
+            "merge --images {selection:?} is neither image names nor a selection like \
+             `level1-1of1:3f9a01c2-a5`: pass decide's `merge_levels[N]` or `merge_images` as it wrote it"
+        ))
+    })?;
+    let ids = expand_batch(&units, id, select)
+        .with_context(|| format!("merge --images {selection:?} (a selection decide wrote)"))?;
+    Ok(ids.into_iter().map(|i| index[i]).collect())
+}
+
+/// `merge_images` (all levels) and `merge_levels` (one value per level): the images' names,
+/// comma-separated, while the lists of *every* image with `runners:` fit their budgets (so the
+/// form depends on the config only); past that, a [`merge_selection`] each. Either way an empty
+/// value means nothing to merge there, and `merge --images` takes the value as it is.
+fn merge_outputs(o: &mut Outputs, config: &Config, merge: &[usize], max_level: usize) {
+    let n = config.images.len();
+    let runner_names = |level: Option<usize>| -> Vec<&str> {
+        config
+            .images
+            .iter()
+            .filter(|s| !s.runners.is_empty() && level.is_none_or(|l| s.level == l))
+            .map(|s| s.name.as_str())
+            .collect()
+    };
+    let list_len = |names: &[&str]| -> usize {
+        names.iter().map(|x| x.len()).sum::<usize>() + names.len().saturating_sub(1)
+    };
+    let all_len = list_len(&runner_names(None));
+    let levels_len: usize = 2
+        + max_level
+        + (0..=max_level)
+            .map(|l| json_str_len(&runner_names(Some(l)).join(",")))
+            .sum::<usize>();
+    let mut picked = vec![false; n];
+    for &i in merge {
+        picked[i] = true;
     }
+    let names = |level: Option<usize>| -> String {
+        merge
+            .iter()
+            .filter(|&&i| level.is_none_or(|l| config.images[i].level == l))
+            .map(|&i| config.images[i].name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let value = |level: Option<usize>, listed: bool| {
+        if listed {
+            names(level)
+        } else {
+            merge_selection(config, &picked, level)
+        }
+    };
+    let images_listed = all_len <= MERGE_IMAGES_MAX_BYTES;
+    let levels_listed = levels_len <= MERGE_LEVELS_MAX_BYTES;
+    if !(images_listed && levels_listed) {
+        tracing::info!(
+            "the merge lists of this config's images would weigh {} KiB: `merge_images` / `merge_levels` name selections (`level1-1of1:<key>-<mask>`) that merge expands from the config",
+            all_len.max(levels_len) / 1024
+        );
+    }
+    o.set("merge_images", value(None, images_listed));
+    let levels: Vec<String> = (0..=max_level)
+        .map(|l| value(Some(l), levels_listed))
+        .collect();
     o.set(
-        "images_need_build",
-        serde_json::Value::Object(need).to_string(),
+        "merge_levels",
+        serde_json::to_string(&levels).unwrap_or_else(|_| "[]".into()),
     );
-    o.set("images", serde_json::Value::Object(refs).to_string());
 }
 
 /// The whole plan (the `plan_file`, and `decide --json`): every image, built or not.
@@ -1045,10 +1312,13 @@ mod tests {
 
     #[test]
     fn small_matrices_list_images() {
-        let j = matrix_json(&entries(3), 256, Vec::new);
+        let j = matrix_json(&entries(3), 256, MATRIX_MAX_BYTES, Vec::new);
         assert_eq!(include_len(&j), 3);
         assert!(j.contains(r#""name":"app/v0""#));
-        assert_eq!(matrix_json(&[], 256, Vec::new), r#"{"include":[]}"#);
+        assert_eq!(
+            matrix_json(&[], 256, MATRIX_MAX_BYTES, Vec::new),
+            r#"{"include":[]}"#
+        );
     }
 
     /// Every image to build is in exactly one batch, within max_jobs, and expands back from the
@@ -1072,7 +1342,7 @@ mod tests {
                 .filter(|(_, b)| **b)
                 .map(|(e, _)| e)
                 .collect();
-            let j = matrix_json(&es, max, || level_batches(&us, 1, max));
+            let j = matrix_json(&es, max, MATRIX_MAX_BYTES, || level_batches(&us, 1, max));
             let v: serde_json::Value = serde_json::from_str(&j).unwrap();
             let inc = v["include"].as_array().unwrap();
             assert!(inc.len() <= max, "{n} images, {max} jobs: {}", inc.len());
@@ -1276,6 +1546,46 @@ mod tests {
             let same = a.iter().find(|x| x.batch == b.batch).unwrap();
             assert_eq!(same.select.split('-').next(), b.select.split('-').next());
         }
+    }
+
+    /// The design fact behind "every output fits at any scale": the budgets of the outputs that
+    /// grow with the config, with the small outputs' allowance, stay under GitHub's 1 MiB for a
+    /// step's outputs together, and each under its 1 MB per output (512 KiB, room for the
+    /// runner's own encoding). Every output decide writes is budgeted or small.
+    #[test]
+    fn budgets_sum_under_githubs_limits() {
+        let sum: usize = BUDGETS.iter().map(|b| b.1).sum();
+        assert!(
+            sum + SMALL_OUTPUTS_MAX_BYTES <= ALL_OUTPUTS_MAX_BYTES,
+            "{} KiB",
+            (sum + SMALL_OUTPUTS_MAX_BYTES) / 1024
+        );
+        for (k, b, _) in BUDGETS {
+            assert!(*b <= 512 * 1024, "{k}");
+        }
+        let names: std::collections::BTreeSet<&str> = BUDGETS.iter().map(|b| b.0).collect();
+        assert_eq!(names.len(), BUDGETS.len(), "an output budgeted twice");
+        // The per-image matrices become batches at the budget of their output.
+        assert!(MATRIX_MAX_BYTES <= LEVELS_MAX_BYTES);
+    }
+
+    /// Over its budget, an output is refused with its name and what to change (exit 2); the
+    /// small outputs together have one budget.
+    #[test]
+    fn outputs_over_budget_are_refused_before_anything_is_written() {
+        let mut o = Outputs::new();
+        o.set("matrix", r#"{"include":[]}"#);
+        o.set("need_build", "true");
+        check_budgets(&o).unwrap();
+        o.set("matrix_levels", "x".repeat(LEVELS_MAX_BYTES + 1));
+        let e = check_budgets(&o).unwrap_err();
+        assert_eq!(crate::error::exit_code(&e), 2);
+        assert!(e.to_string().contains("`matrix_levels`"), "{e}");
+        assert!(e.to_string().contains("shallower"), "{e}");
+        let mut o = Outputs::new();
+        o.set("base_build_args", "A=".repeat(SMALL_OUTPUTS_MAX_BYTES));
+        let e = check_budgets(&o).unwrap_err();
+        assert!(e.to_string().contains("small outputs"), "{e}");
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
         report_held(&config, level, &gate);
         summary.push_str(&gate_summary(&config, level, &gate));
     }
+    crate::outputs::check_budgets(&outputs)?;
     tracing::info!(
         images = config.images.len(),
         hash_ms = hashed_ms as u64,

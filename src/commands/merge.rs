@@ -19,16 +19,26 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    let explicit = !wanted.is_empty();
-    for w in &wanted {
-        let spec = config.image(w)?;
+    // Names as typed, checked; decide's selections (`level1-1of1:<key>-<mask>`, which it writes
+    // past the lists' budget) expand from the config to images with `runners:`.
+    let mut wanted_names = Vec::new();
+    for w in wanted {
+        if crate::outputs::is_merge_selection(&w) {
+            let ids = crate::outputs::expand_merge_selection(&config, &w)?;
+            wanted_names.extend(ids.into_iter().map(|i| config.images[i].name.clone()));
+            continue;
+        }
+        let spec = config.image(&w)?;
         if spec.platforms.is_empty() {
             return Err(usage(format!(
                 "merge: image `{w}` lists no `platforms:` in {}; merge writes one index of the image's platforms, so list them (and `runners:`)",
                 config.path.display()
             )));
         }
+        wanted_names.push(w);
     }
+    let wanted: std::collections::HashSet<String> = wanted_names.into_iter().collect();
+    let explicit = !wanted.is_empty();
     if !explicit && !config.per_platform() {
         let mut o = Outputs::new();
         o.set("merged", "[]");
