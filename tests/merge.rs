@@ -444,6 +444,61 @@ fn merging_twice_writes_once_and_default_merge_covers_missing_content_tags() {
     assert!(r.ok(), "{}", r.log());
 }
 
+/// Past their budget (32 KiB of names, about 2,500 images), `merge_images` and `merge_levels[N]`
+/// are selections (`level0-1of1:<key>-<mask>`) instead of names: merge expands one from the same
+/// config to exactly the images it names, merges those as if they were listed, and refuses a
+/// selection of another config or a malformed one (exit 2) before writing anything.
+#[test]
+fn a_merge_selection_merges_exactly_its_images_and_refuses_another_config() {
+    use skip_action::outputs::merge_selection;
+    let rt = rt();
+    let reg = TestRegistry::start_open().unwrap();
+    let host = reg.host();
+    let ws = workspace(&host);
+    let tags = tags(&ws);
+    let p = reg.pusher();
+    let base_amd = rt.block_on(push_platform(&p, &tags["base"], "amd64", None));
+    let base_arm = rt.block_on(push_platform(&p, &tags["base"], "arm64", None));
+    rt.block_on(push_platform(&p, &tags["app"], "amd64", Some(&base_amd)));
+    rt.block_on(push_platform(&p, &tags["app"], "arm64", Some(&base_arm)));
+    let text = std::fs::read_to_string(ws.path().join("skip-action.yml")).unwrap();
+    let config =
+        skip_action::config::Config::parse(&text, std::path::Path::new("skip-action.yml")).unwrap();
+    // Level 0's selection, both images picked: base only (app is level 1).
+    let level0 = merge_selection(&config, &[true, true], Some(0));
+    assert!(level0.starts_with("level0-1of1:"), "{level0}");
+    // Nothing picked on a level: empty, as the workflow's guard expects.
+    assert_eq!(merge_selection(&config, &[true, false], Some(1)), "");
+
+    // Another config's selection (its key differs) and a malformed one: refused, nothing written.
+    let (id, select) = level0.split_once(':').unwrap();
+    let other = format!("{id}:00000000-{}", select.split_once('-').unwrap().1);
+    for bad in [other.as_str(), "level0-1of1:zz", "level7-1of1:00000000-8"] {
+        let r = run(&ws, &["merge", "--images", bad]);
+        assert_eq!(r.out.status.code(), Some(2), "{bad}: {}", r.log());
+        assert!(stderr(&r.out).contains("merge --images"), "{}", r.log());
+    }
+    assert!(rt.block_on(index_at(&p, &tags["base"])).is_none());
+
+    let r = run(&ws, &["merge", "--images", &level0]);
+    assert!(r.ok(), "{}", r.log());
+    let merged = r.json("merged");
+    assert_eq!(merged.as_array().unwrap().len(), 1, "{merged}");
+    assert_eq!(merged[0]["name"], "base");
+    assert_eq!(merged[0]["status"], "written");
+    assert!(rt.block_on(index_at(&p, &tags["app"])).is_none());
+
+    // Every level's selection (`merge_images`): both, compared as listed images are.
+    let all = merge_selection(&config, &[true, true], None);
+    assert!(all.starts_with("all-1of1:"), "{all}");
+    let r = run(&ws, &["merge", "--images", &all]);
+    assert!(r.ok(), "{}", r.log());
+    let merged = r.json("merged");
+    assert_eq!(merged[0]["status"], "already_there", "{merged}");
+    assert_eq!(merged[1]["name"], "app");
+    assert_eq!(merged[1]["status"], "written", "{merged}");
+}
+
 #[test]
 fn attested_platform_images_are_merged_with_their_attestations_and_promoted() {
     let rt = rt();

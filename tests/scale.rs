@@ -144,11 +144,11 @@ fn decide_for_12800_images_in_one_repository() {
 
     // The plan: exactly the truth. The bases exist, so only the missing app images build.
     let out = parse_gh_outputs(&std::fs::read_to_string(&outf).unwrap());
-    // The whole plan is on stdout (--json) and in plan_file; the `plan` output keeps to 256 KiB.
+    // The whole plan is on stdout (--json) and in plan_file; the `plan` output keeps to its budget.
     let plan: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
     let kept: serde_json::Value = serde_json::from_str(&out["plan"]).unwrap();
     let kept = kept.as_array().unwrap().len();
-    assert!(out["plan"].len() <= 256 * 1024);
+    assert!(out["plan"].len() <= skip_action::outputs::PLAN_MAX_BYTES);
     assert_eq!(out["plan_omitted"], (n - kept).to_string());
     let plan = plan.as_array().unwrap();
     assert_eq!(plan.len(), n);
@@ -167,13 +167,16 @@ fn decide_for_12800_images_in_one_repository() {
     let all: BTreeSet<String> = to_build.values().flatten().cloned().collect();
     assert_eq!(out["build_count"], all.len().to_string());
     assert_eq!(all.len(), 6400);
-    // Per image: every guard, but no build settings at this size (one fixed job per image is for
-    // small families).
-    let need: serde_json::Value = serde_json::from_str(&out["images_need_build"]).unwrap();
-    let need = need.as_object().unwrap();
-    assert_eq!(need.len(), n);
-    assert_eq!(need.values().filter(|v| **v == true).count(), 6400);
+    // Per image: neither guards nor build settings at this size (one fixed job per image is for
+    // small families; they would weigh 220 KiB), and a warning that says so and points to the
+    // matrices.
+    assert_eq!(out["images_need_build"], "{}");
     assert_eq!(out["images"], "{}");
+    assert!(
+        m.stderr.contains("`images_need_build` output is `{}`"),
+        "{}",
+        m.stderr
+    );
 
     // Batching: every matrix at or under max-jobs (default 256), each image once, levels apart.
     for (k, want) in [("matrix", &all), ("variants_matrix", &all)] {
@@ -254,9 +257,10 @@ fn hash_of_a_tree_of_200000_small_files() {
     // The temp dir (and its 200,000 files) is removed when `ws` drops.
 }
 
-/// `big_config` with `benches` benchmarks: 6 bases + benches × 128 apps.
-fn big_config_n(host: &str, benches: usize) -> String {
-    big_config(host).replacen(
+/// `big_config` with `benches` benchmarks: 6 bases + benches × 128 apps; with `runners`, every
+/// image built per platform (linux/amd64 and linux/arm64, each on its own runner).
+fn big_config_n(host: &str, benches: usize, runners: bool) -> String {
+    let s = big_config(host).replacen(
         &format!(
             "bench: [{}]",
             (1..=100)
@@ -272,34 +276,130 @@ fn big_config_n(host: &str, benches: usize) -> String {
                 .join(", ")
         ),
         1,
+    );
+    if !runners {
+        return s;
+    }
+    s.replacen(
+        "images:\n",
+        "platforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\nimages:\n",
+        1,
     )
 }
 
 /// GitHub's bounds: 1 MB per job output (asserted at 512 KiB, room for the runner's own
-/// encoding) and 1 MiB for every output of the step together.
+/// encoding) and 1 MiB for every output of the step together; and each output within its own
+/// budget (`outputs::BUDGETS`), which is what keeps the sum under 1 MiB for any config.
 fn assert_outputs_fit(o: &skip_action::github::output::Outputs, what: &str) -> usize {
+    use skip_action::outputs::BUDGETS;
     let mut total = 0;
     for (k, v) in o.iter() {
         assert!(v.len() <= 512 * 1024, "{what}: `{k}` is {} bytes", v.len());
+        if let Some((_, budget, _)) = BUDGETS.iter().find(|b| b.0 == k) {
+            assert!(v.len() <= *budget, "{what}: `{k}` is {} bytes", v.len());
+        }
         total += k.len() + v.len();
     }
+    skip_action::outputs::check_budgets(o).unwrap_or_else(|e| panic!("{what}: {e:#}"));
     assert!(total <= 1024 * 1024, "{what}: all outputs {total} bytes");
     total
 }
 
-/// Every output of decide within GitHub's limits at the seed's scale, by design: 12,806 images,
-/// and 25,606 (as many entries as 12,800 images × 2 platforms), each with every image to build
-/// (the largest matrices), half of them, and every one unknown to the registry (the longest
-/// reasons). In-process (no registry needed: the plan takes the registry's answers as data),
-/// and the sizes depend on the config only, so the bound cannot flake.
-#[test]
-fn every_output_fits_githubs_limits_at_12800_and_25600_entries() {
+/// The registry's answers of one case, per image, and (with `runners:`) per platform.
+#[derive(Clone, Copy, Debug)]
+enum Registry {
+    AllPresent,
+    HalfPresent,
+    NonePresent,
+    Down,
+}
+
+impl Registry {
+    fn label(self) -> &'static str {
+        match self {
+            Registry::AllPresent => "none to build",
+            Registry::HalfPresent => "half",
+            Registry::NonePresent => "all",
+            Registry::Down => "registry down",
+        }
+    }
+}
+
+/// decide's plan for one case, in-process: the plan takes the registry's answers as data.
+fn plan_for(config: &Config, registry: Registry) -> Vec<skip_action::plan::Decision> {
+    use skip_action::fanout::PlatformAnswers;
     use skip_action::plan::{self, Existence, Force, OnRegistryError};
-    for (benches, want) in [(100, 12_806), (200, 25_606)] {
+    let n = config.images.len();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let present = |i: usize| match registry {
+        Registry::AllPresent => true,
+        Registry::HalfPresent => i < 6 || i % 2 == 0,
+        Registry::NonePresent | Registry::Down => false,
+    };
+    let existence: Vec<Existence> = (0..n)
+        .map(|i| match registry {
+            Registry::Down => Existence::Unknown {
+                reason: "registry.example.com:5000: connection refused after 3 attempts \
+                         (error sending request for url https://registry.example.com:5000/v2/)"
+                    .into(),
+            },
+            _ if present(i) => Existence::Present {
+                digest: Some(digest.clone()),
+            },
+            _ => Existence::Absent,
+        })
+        .collect();
+    let force = Force::parse(None, config).unwrap();
+    let mut decisions = plan::decide(config, &existence, &force, OnRegistryError::Build).unwrap();
+    if config.per_platform() {
+        // A present content tag holds every platform; a missing one has no per-platform tags.
+        let answers: Vec<Option<PlatformAnswers>> = config
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Some(PlatformAnswers {
+                    content: matches!(existence[i], Existence::Present { .. }).then(|| {
+                        Ok(s.platforms
+                            .iter()
+                            .map(|p| skip_action::lineage::PlatformKey::parse(p).unwrap())
+                            .collect())
+                    }),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        skip_action::fanout::refine(config, &existence, &force, &answers, &mut decisions);
+    }
+    decisions
+}
+
+/// Every output of decide within its budget and GitHub's limits at the seed's scale and past it,
+/// by design: 12,806 images; 25,606 images; 12,806 images × 2 platforms with `runners:` (25,612
+/// image × platform entries); and 40,070 images, past the ~29,000 where `images_need_build`
+/// alone used to pass 512 KiB. Each with nothing to build, half, everything (the largest
+/// matrices), and the registry down (the longest reasons). In-process (no registry needed), and
+/// the sizes are a function of the config and the answers, so the bound cannot flake. Prints
+/// the README's "Scale" table.
+#[test]
+fn every_output_fits_githubs_limits_at_12800_images_and_25600_entries() {
+    let registries = [
+        Registry::AllPresent,
+        Registry::HalfPresent,
+        Registry::NonePresent,
+        Registry::Down,
+    ];
+    let mut rows = Vec::new();
+    for (benches, runners, want, units) in [
+        (100, false, 12_806, 12_806),
+        (200, false, 25_606, 25_606),
+        (100, true, 12_806, 25_612),
+        (313, false, 40_070, 40_070),
+    ] {
         let ws = Ws::new();
         ws.write(
             "skip-action.yml",
-            &big_config_n("registry.example.com:5000", benches),
+            &big_config_n("registry.example.com:5000", benches, runners),
         );
         ws.write("Dockerfile.base", "FROM scratch\nARG distro\n");
         ws.write(
@@ -313,44 +413,38 @@ fn every_output_fits_githubs_limits_at_12800_and_25600_entries() {
             skip_action::hash::compute(&config, &discovery, &HashOptions::default()).unwrap();
         let n = config.images.len();
         assert_eq!(n, want);
-        let force = Force::parse(None, &config).unwrap();
-        let digest = format!("sha256:{}", "ab".repeat(32));
-        type Answer<'a> = Box<dyn Fn(usize) -> Existence + 'a>;
-        let cases: [(&str, Answer); 3] = [
-            ("none present", Box::new(|_| Existence::Absent)),
-            (
-                "half present",
-                Box::new(|i| {
-                    if i < 6 || i % 2 == 0 {
-                        Existence::Present {
-                            digest: Some(digest.clone()),
-                        }
-                    } else {
-                        Existence::Absent
-                    }
-                }),
-            ),
-            (
-                "registry down",
-                Box::new(|_| Existence::Unknown {
-                    reason: "registry.example.com:5000: connection refused after 3 attempts \
-                             (error sending request for url https://registry.example.com:5000/v2/)"
-                        .into(),
-                }),
-            ),
-        ];
-        for (what, exist) in cases {
-            let existence: Vec<Existence> = (0..n).map(&exist).collect();
-            let decisions =
-                plan::decide(&config, &existence, &force, OnRegistryError::Build).unwrap();
+        assert_eq!(config.per_platform(), runners);
+        let all_units = skip_action::outputs::config_units(&config, |_, _| true);
+        assert_eq!(all_units.len(), units);
+        for registry in registries {
+            let decisions = plan_for(&config, registry);
             let building = decisions.iter().filter(|d| d.need_build).count();
-            let what = format!("{n} images, {what} ({building} to build)");
-            for max_jobs in [256, 100, 1] {
+            let building_units: usize = decisions
+                .iter()
+                .zip(&config.images)
+                .filter(|(d, _)| d.need_build)
+                .map(|(d, s)| match (&d.platforms, runners) {
+                    (Some(ps), true) => ps.len(),
+                    (None, true) => s.platforms.len(),
+                    _ => 1,
+                })
+                .sum();
+            let what = format!(
+                "{n} images{}, {} ({building} to build)",
+                if runners { " × 2 platforms" } else { "" },
+                registry.label()
+            );
+            let max_jobs_list: &[usize] = if runners {
+                &[256, 100, 2]
+            } else {
+                &[256, 100, 1]
+            };
+            for &max_jobs in max_jobs_list {
                 let o = skip_action::outputs::decide_outputs(
                     &config, &hashes, &decisions, false, max_jobs,
                 );
                 let total = assert_outputs_fit(&o, &what);
-                // Batches, within max_jobs, each image to build in exactly one of them.
+                // Batches, within max_jobs, each unit to build in exactly one of them.
                 for k in ["matrix", "variants_matrix"] {
                     let v: serde_json::Value = serde_json::from_str(o.get(k).unwrap()).unwrap();
                     let inc = entries(&v);
@@ -360,27 +454,41 @@ fn every_output_fits_githubs_limits_at_12800_and_25600_entries() {
                 let v: serde_json::Value = serde_json::from_str(o.get("matrix").unwrap()).unwrap();
                 let count: u64 = entries(&v)
                     .iter()
-                    .map(|e| e["count"].as_u64().unwrap())
+                    .map(|e| e["count"].as_u64().unwrap_or(1))
                     .sum();
-                assert_eq!(count as usize, building, "{what}");
+                assert_eq!(count as usize, building_units, "{what}");
                 // The plan: whole entries in config order, the rest counted.
                 let p: serde_json::Value = serde_json::from_str(o.get("plan").unwrap()).unwrap();
                 let kept = p.as_array().unwrap().len();
                 assert!(kept > 100, "{what}: {kept}");
                 assert_eq!(o.get("plan_omitted").unwrap(), (n - kept).to_string());
                 assert_eq!(p[0]["name"], config.images[0].name.as_str());
+                // Past its budget the per-image guard is `{}` (at every one of these sizes:
+                // about 18 bytes an image), whatever the registry said; so is `images`.
+                assert_eq!(o.get("images_need_build").unwrap(), "{}", "{what}");
+                assert_eq!(o.get("images").unwrap(), "{}", "{what}");
+                // The merge lists: selections that merge expands to exactly decide's images.
+                check_merge_outputs(&config, &decisions, &o, &what);
                 if max_jobs == 256 {
-                    eprintln!(
-                        "[scale] {what}: plan {} KiB ({kept} entries), matrix {} KiB, \
-                         variants_matrix {} KiB, matrix_levels {} KiB, images_need_build {} KiB, \
-                         all {} KiB",
-                        o.get("plan").unwrap().len() / 1024,
-                        o.get("matrix").unwrap().len() / 1024,
-                        o.get("variants_matrix").unwrap().len() / 1024,
-                        o.get("matrix_levels").unwrap().len() / 1024,
-                        o.get("images_need_build").unwrap_or("").len() / 1024,
-                        total / 1024
-                    );
+                    let kib = |k: &str| size(o.get(k).unwrap_or("").len());
+                    rows.push(format!(
+                        "| {}{} ({}) | {} ({kept} entries) | {} | {} | {} | {} | {} | {} | {} |",
+                        fmt_thousands(units),
+                        if runners {
+                            " (12,806 images × 2 platforms)"
+                        } else {
+                            ""
+                        },
+                        registry.label(),
+                        kib("plan"),
+                        kib("matrix"),
+                        kib("variants_matrix"),
+                        kib("matrix_levels"),
+                        kib("images_need_build"),
+                        kib("merge_images"),
+                        kib("merge_levels"),
+                        size(total)
+                    ));
                 }
             }
             let summary =
@@ -392,6 +500,83 @@ fn every_output_fits_githubs_limits_at_12800_and_25600_entries() {
             );
         }
     }
+    eprintln!(
+        "[scale] every output, max-jobs 256:\n\
+         | entries (to build) | `plan` | `matrix` | `variants_matrix` | `matrix_levels` | `images_need_build` | `merge_images` | `merge_levels` | all outputs |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n{}",
+        rows.join("\n")
+    );
+}
+
+/// `merge_images` and `merge_levels[N]` name exactly the images decide wants merged (none
+/// without `runners:`), whatever their form: names, or selections `merge --images` expands from
+/// the config.
+fn check_merge_outputs(
+    config: &Config,
+    decisions: &[skip_action::plan::Decision],
+    o: &skip_action::github::output::Outputs,
+    what: &str,
+) {
+    let expand = |v: &str| -> BTreeSet<usize> {
+        v.split(',')
+            .filter(|w| !w.is_empty())
+            .flat_map(|w| {
+                if skip_action::outputs::is_merge_selection(w) {
+                    skip_action::outputs::expand_merge_selection(config, w).unwrap()
+                } else {
+                    vec![config.images.iter().position(|s| s.name == w).unwrap()]
+                }
+            })
+            .collect()
+    };
+    let want: BTreeSet<usize> = (0..decisions.len())
+        .filter(|&i| decisions[i].merge)
+        .collect();
+    let merge_images = o.get("merge_images").unwrap();
+    assert_eq!(expand(merge_images), want, "{what}: merge_images");
+    assert_eq!(
+        o.get("merge_needed").unwrap() == "true",
+        !want.is_empty(),
+        "{what}"
+    );
+    if config.per_platform() {
+        assert!(
+            want.is_empty() || skip_action::outputs::is_merge_selection(merge_images),
+            "{what}: 12,806 names do not fit 32 KiB"
+        );
+    }
+    let levels: Vec<String> = serde_json::from_str(o.get("merge_levels").unwrap()).unwrap();
+    for (l, v) in levels.iter().enumerate() {
+        let want_l: BTreeSet<usize> = want
+            .iter()
+            .copied()
+            .filter(|&i| config.images[i].level == l)
+            .collect();
+        assert_eq!(expand(v), want_l, "{what}: merge_levels[{l}]");
+        // The workflow's guard: empty when the level has nothing to merge.
+        assert_eq!(v.is_empty(), want_l.is_empty(), "{what}: merge_levels[{l}]");
+    }
+}
+
+/// `14 B`, `3.1 KiB`, `192 KiB`: what the README's table shows.
+fn size(bytes: usize) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..10240 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{} KiB", bytes.div_ceil(1024)),
+    }
+}
+
+fn fmt_thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Benchmark, not a timed test (ignored; run with `cargo test --release --test scale seed_layout
