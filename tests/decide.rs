@@ -3,16 +3,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
+use common::registry::{content_tags, rt};
 use common::*;
 use skip_testkit::{
     Fault, FaultProxy, FaultRule, Format, ImageSpec, TestRegistry, TokenOptions, Trigger,
 };
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().unwrap()
-}
 
 /// The devbox example, pointed at `host` (a registry or a proxy in front of it).
 fn devbox_at(host: &str) -> Ws {
@@ -56,20 +51,6 @@ fn publish(reg: &TestRegistry, tags: &[&str]) {
     });
 }
 
-fn tags_of(ws: &Ws) -> BTreeMap<String, String> {
-    ws.hash_json()["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["tag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 const VARIANTS: [&str; 4] = [
     "devbox/base",
     "devbox/omos",
@@ -88,7 +69,7 @@ fn nothing_published_builds_everything() {
     assert_eq!(d.get("variants_need_build"), "true");
     assert_eq!(d.get("dry_run"), "");
     assert_eq!(d.get("build_count"), "5");
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     assert_eq!(d.get("base_tag"), tags["base"]);
     assert_eq!(
         d.get("base_image"),
@@ -141,7 +122,7 @@ fn nothing_published_builds_everything() {
 fn base_published_builds_only_variants() {
     let reg = TestRegistry::start_open().unwrap();
     let ws = devbox_at(&reg.host());
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     publish(&reg, &[&tags["base"]]);
     let d = decide(&ws, &[], &[]);
     assert_eq!(d.code, Some(0), "{}", d.stderr);
@@ -170,7 +151,7 @@ fn base_published_builds_only_variants() {
 fn all_published_builds_nothing_and_one_arg_change_rebuilds_one_variant() {
     let reg = TestRegistry::start_open().unwrap();
     let ws = devbox_at(&reg.host());
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
     let d = decide(&ws, &[], &[]);
     assert_eq!(d.code, Some(0), "{}", d.stderr);
@@ -198,7 +179,7 @@ fn all_published_builds_nothing_and_one_arg_change_rebuilds_one_variant() {
     assert_eq!(d.get("build_count"), "5");
 
     // --force of the base cascades to the variants even with every tag present.
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
     let d = decide(&ws, &["--force", "base"], &[]);
     let plan = d.plan();
@@ -216,7 +197,7 @@ fn all_published_builds_nothing_and_one_arg_change_rebuilds_one_variant() {
 fn multi_arch_index_counts_as_present() {
     let reg = TestRegistry::start_open().unwrap();
     let ws = devbox_at(&reg.host());
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     rt().block_on(async {
         let base = p
@@ -290,7 +271,7 @@ fn registry_down_builds_everything_and_says_why() {
     let mut reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = devbox_at(&host);
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
     reg.stop();
     let d = decide(&ws, &["--timeout", "20"], &[]);
@@ -316,7 +297,7 @@ fn bursts_of_429_and_503_end_in_the_clean_answer() {
     let reg = TestRegistry::start_open().unwrap();
     let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
     let ws = devbox_at(&proxy.host());
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     publish(&reg, &[&tags["base"], &tags["devbox/omos"]]);
     let clean = decide(&ws, &[], &[]);
     assert_eq!(clean.get("build_count"), "3");
@@ -335,7 +316,7 @@ fn bursts_of_429_and_503_end_in_the_clean_answer() {
 fn htpasswd_registry_with_right_and_wrong_credentials() {
     let reg = TestRegistry::start_htpasswd(&[("ci", "s3cret-pass")]).unwrap();
     let ws = devbox_at(&reg.host());
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     publish(&reg, &[&tags["base"]]);
     let ok = decide(
         &ws,
@@ -382,7 +363,7 @@ fn token_registry_with_docker_config_credentials() {
     })
     .unwrap();
     let ws = devbox_at(&reg.host());
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     publish(&reg, &[&tags["base"], &tags["devbox/base"]]);
     // Anonymous: the registry refuses, so everything builds (never a skip).
     let anon = decide(&ws, &[], &[]);
@@ -423,7 +404,7 @@ fn many_images_use_tags_list_and_batch_within_max_jobs() {
         "Dockerfile.app",
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG bench\nARG agent\nRUN echo $bench $agent\n",
     );
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     assert_eq!(tags.len(), 121);
     // Publish half of them.
     let published: Vec<&str> = tags.values().step_by(2).map(String::as_str).collect();

@@ -14,6 +14,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::registry::{content_tags, rt};
 use common::*;
 use skip_testkit::{FaultProxy, ImageSpec, PushedImage, Pusher, TestRegistry};
 
@@ -27,10 +28,6 @@ const DAG: [(&str, Option<&str>); 6] = [
     ("r", Some("minimal")),
     ("tensorflow", Some("scipy")),
 ];
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().unwrap()
-}
 
 fn workspace(host: &str) -> Ws {
     let ws = Ws::new();
@@ -55,20 +52,6 @@ fn workspace(host: &str) -> Ws {
         "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
     );
     ws
-}
-
-fn tags(ws: &Ws) -> BTreeMap<String, String> {
-    ws.hash_json()["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["tag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The registry as the test built it: the current push of every image.
@@ -149,7 +132,7 @@ fn a_five_level_dag_with_a_fork_rebuilds_exactly_what_sits_on_a_new_push() {
     let ws = workspace(&proxy.host());
     let mut stack = Stack {
         pusher: reg.pusher(),
-        tags: tags(&ws),
+        tags: content_tags(&ws),
         pushed: BTreeMap::new(),
     };
 
@@ -275,7 +258,7 @@ fn an_unreadable_manifest_during_the_check_builds_to_be_safe() {
     let ws = workspace(&proxy.host());
     let mut stack = Stack {
         pusher: reg.pusher(),
-        tags: tags(&ws),
+        tags: content_tags(&ws),
         pushed: BTreeMap::new(),
     };
     for (name, _) in DAG {

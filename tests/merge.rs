@@ -10,20 +10,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::registry::{content_tags, rt, Run};
 use common::*;
 use serde_json::{json, Value};
 use skip_testkit::{FaultProxy, ImageSpec, PushedImage, Pusher, TestRegistry};
 
 const PATH: &str = "acme/app";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// base (level 0) and app FROM base (level 1), both for amd64 and arm64; app overrides the
 /// arm64 runner.
@@ -47,65 +40,9 @@ fn workspace(host: &str) -> Ws {
     ws
 }
 
-/// name → content tag, from `hash --json`.
-fn tags(ws: &Ws) -> BTreeMap<String, String> {
-    ws.hash_json()["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["tag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-struct Run {
-    out: std::process::Output,
-    outputs: BTreeMap<String, String>,
-    summary: String,
-}
-
-impl Run {
-    fn ok(&self) -> bool {
-        self.out.status.success()
-    }
-    fn log(&self) -> String {
-        format!(
-            "stdout:\n{}\nstderr:\n{}",
-            stdout(&self.out),
-            stderr(&self.out)
-        )
-    }
-    fn json(&self, name: &str) -> Value {
-        serde_json::from_str(self.outputs.get(name).map(String::as_str).unwrap_or("null"))
-            .unwrap_or_else(|e| panic!("output {name}: {e}\n{}", self.log()))
-    }
-}
-
-/// Run a command with fresh `$GITHUB_OUTPUT` and summary files.
+/// Run a command with fresh `$GITHUB_OUTPUT` and summary files, promote not waiting on 404s.
 fn run(ws: &Ws, args: &[&str]) -> Run {
-    let files = tempfile::tempdir().unwrap();
-    let out_path = files.path().join("output");
-    let sum_path = files.path().join("summary");
-    let e = [
-        ("GITHUB_OUTPUT", out_path.to_str().unwrap()),
-        ("GITHUB_STEP_SUMMARY", sum_path.to_str().unwrap()),
-        ("INPUT_WAIT", "0"),
-    ];
-    let out = ws.run_env(args, &e);
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let outputs = skip_action::github::output::parse(&text)
-        .expect("GITHUB_OUTPUT parses")
-        .into_iter()
-        .collect();
-    Run {
-        out,
-        outputs,
-        summary: std::fs::read_to_string(&sum_path).unwrap_or_default(),
-    }
+    common::registry::run(ws, args, &[("INPUT_WAIT", "0")])
 }
 
 fn decide(ws: &Ws, extra: &[&str]) -> Run {
@@ -187,6 +124,34 @@ async fn push_platform_attested(p: &Pusher, tag: &str, arch: &str) -> (PushedIma
     (image, att)
 }
 
+/// A runtime, a fresh registry, the workspace pointed at it, its content tags and a pusher.
+fn start() -> (
+    tokio::runtime::Runtime,
+    TestRegistry,
+    Ws,
+    BTreeMap<String, String>,
+    Pusher,
+) {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = workspace(&reg.host());
+    let tags = content_tags(&ws);
+    let p = reg.pusher();
+    (rt(), reg, ws, tags, p)
+}
+
+/// Every platform job of a clean run: base's amd64 and arm64, then app's, each on base's image
+/// of its platform (base amd64, base arm64, app amd64, app arm64).
+async fn push_every_platform(p: &Pusher, tags: &BTreeMap<String, String>) -> Vec<PushedImage> {
+    let mut pushed: Vec<PushedImage> = Vec::new();
+    for (name, parent) in [("base", None), ("app", Some(0))] {
+        for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
+            let parent = parent.map(|j: usize| pushed[j * 2 + i].clone());
+            pushed.push(push_platform(p, &tags[name], arch, parent.as_ref()).await);
+        }
+    }
+    pushed
+}
+
 /// The content tag's index: (media type, child digests in order).
 async fn index_at(p: &Pusher, tag: &str) -> Option<(String, Vec<Value>)> {
     let (bytes, mt, _) = p.get_manifest(PATH, tag).await.unwrap()?;
@@ -206,7 +171,7 @@ fn fan_out_entries_carry_platform_runner_and_per_platform_tags() {
     let reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = workspace(&host);
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let r = decide(&ws, &[]);
     let m = r.json("matrix");
     let inc = m["include"].as_array().unwrap();
@@ -311,12 +276,7 @@ fn fan_out_entries_carry_platform_runner_and_per_platform_tags() {
 
 #[test]
 fn partial_image_is_refused_then_completed_and_reused() {
-    let rt = rt();
-    let reg = TestRegistry::start_open().unwrap();
-    let host = reg.host();
-    let ws = workspace(&host);
-    let tags = tags(&ws);
-    let p = reg.pusher();
+    let (rt, _reg, ws, tags, p) = start();
 
     // The arm64 job of base failed: only amd64 was pushed.
     let base_amd = rt.block_on(push_platform(&p, &tags["base"], "amd64", None));
@@ -395,16 +355,9 @@ fn merging_twice_writes_once_and_default_merge_covers_missing_content_tags() {
     let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
     let host = proxy.host();
     let ws = workspace(&host);
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
-    let mut pushed: Vec<PushedImage> = Vec::new();
-    for (name, parent) in [("base", None), ("app", Some(0))] {
-        for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
-            let parent = parent.map(|j: usize| pushed[j * 2 + i].clone());
-            let img = rt.block_on(push_platform(&p, &tags[name], arch, parent.as_ref()));
-            pushed.push(img);
-        }
-    }
+    let pushed = rt.block_on(push_every_platform(&p, &tags));
     let puts = |proxy: &FaultProxy| {
         proxy
             .requests()
@@ -451,16 +404,8 @@ fn merging_twice_writes_once_and_default_merge_covers_missing_content_tags() {
 #[test]
 fn a_merge_selection_merges_exactly_its_images_and_refuses_another_config() {
     use skip_action::outputs::merge_selection;
-    let rt = rt();
-    let reg = TestRegistry::start_open().unwrap();
-    let host = reg.host();
-    let ws = workspace(&host);
-    let tags = tags(&ws);
-    let p = reg.pusher();
-    let base_amd = rt.block_on(push_platform(&p, &tags["base"], "amd64", None));
-    let base_arm = rt.block_on(push_platform(&p, &tags["base"], "arm64", None));
-    rt.block_on(push_platform(&p, &tags["app"], "amd64", Some(&base_amd)));
-    rt.block_on(push_platform(&p, &tags["app"], "arm64", Some(&base_arm)));
+    let (rt, _reg, ws, tags, p) = start();
+    rt.block_on(push_every_platform(&p, &tags));
     let text = std::fs::read_to_string(ws.path().join("skip-action.yml")).unwrap();
     let config =
         skip_action::config::Config::parse(&text, std::path::Path::new("skip-action.yml")).unwrap();
@@ -501,12 +446,8 @@ fn a_merge_selection_merges_exactly_its_images_and_refuses_another_config() {
 
 #[test]
 fn attested_platform_images_are_merged_with_their_attestations_and_promoted() {
-    let rt = rt();
-    let reg = TestRegistry::start_open().unwrap();
+    let (rt, reg, ws, tags, p) = start();
     let host = reg.host();
-    let ws = workspace(&host);
-    let tags = tags(&ws);
-    let p = reg.pusher();
     let (amd, amd_att) = rt.block_on(push_platform_attested(&p, &tags["base"], "amd64"));
     let (arm, arm_att) = rt.block_on(push_platform_attested(&p, &tags["base"], "arm64"));
     let r = run(&ws, &["merge", "--images", "base"]);
@@ -552,12 +493,7 @@ fn attested_platform_images_are_merged_with_their_attestations_and_promoted() {
 
 #[test]
 fn a_content_tag_lacking_a_platform_is_repaired_for_that_platform() {
-    let rt = rt();
-    let reg = TestRegistry::start_open().unwrap();
-    let host = reg.host();
-    let ws = workspace(&host);
-    let tags = tags(&ws);
-    let p = reg.pusher();
+    let (rt, _reg, ws, tags, p) = start();
     // A broken push: the base's content tag holds amd64 only.
     let amd = rt.block_on(async {
         let amd = p
@@ -595,12 +531,7 @@ fn a_content_tag_lacking_a_platform_is_repaired_for_that_platform() {
 
 #[test]
 fn a_platform_image_not_on_the_current_parent_is_built_again() {
-    let rt = rt();
-    let reg = TestRegistry::start_open().unwrap();
-    let host = reg.host();
-    let ws = workspace(&host);
-    let tags = tags(&ws);
-    let p = reg.pusher();
+    let (rt, _reg, ws, tags, p) = start();
     let base_amd = rt.block_on(push_platform(&p, &tags["base"], "amd64", None));
     let base_arm = rt.block_on(push_platform(&p, &tags["base"], "arm64", None));
     let r = run(&ws, &["merge", "--images", "base"]);

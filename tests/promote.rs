@@ -9,10 +9,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::registry::{content_tags, rt, run, Run};
 use common::*;
 use skip_testkit::{
     FaultProxy, Format, ImageSpec, PushedImage, Pusher, TestRegistry, TokenOptions,
@@ -20,14 +20,6 @@ use skip_testkit::{
 
 const PATH: &str = "acme/devbox";
 const VARIANTS: [&str; 2] = ["devbox/omos", "devbox/pi"];
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// A workspace whose config puts every image in `host/acme/devbox`. `platforms` is YAML (e.g.
 /// `[linux/amd64]`) or empty; `base_promote` the base's `promote:` list.
@@ -53,21 +45,6 @@ fn workspace(host: &str, platforms: &str, base_promote: &str) -> Ws {
     ws
 }
 
-/// name → content tag, from `hash --json`.
-fn tags(ws: &Ws) -> BTreeMap<String, String> {
-    ws.hash_json()["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["tag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The base and both variants built FROM it, single-arch.
 async fn push_family(p: &Pusher, tags: &BTreeMap<String, String>) -> Vec<PushedImage> {
     let base = p
@@ -85,53 +62,11 @@ async fn push_family(p: &Pusher, tags: &BTreeMap<String, String>) -> Vec<PushedI
     out
 }
 
-/// A promote run: outputs and summary go to fresh files; returns the process output and the
-/// parsed `$GITHUB_OUTPUT`.
-struct Run {
-    out: Output,
-    outputs: BTreeMap<String, String>,
-    summary: String,
-}
-
-impl Run {
-    fn ok(&self) -> bool {
-        self.out.status.success()
-    }
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn log(&self) -> String {
-        format!(
-            "stdout:\n{}\nstderr:\n{}",
-            stdout(&self.out),
-            stderr(&self.out)
-        )
-    }
-    fn json(&self, name: &str) -> serde_json::Value {
-        serde_json::from_str(self.outputs.get(name).map(String::as_str).unwrap_or("null")).unwrap()
-    }
-}
-
+/// A promote run with fresh output files.
 fn promote(ws: &Ws, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let files = tempfile::tempdir().unwrap();
-    let out_path = files.path().join("output");
-    let sum_path = files.path().join("summary");
-    let (o, s) = (out_path.to_str().unwrap(), sum_path.to_str().unwrap());
-    let mut e: Vec<(&str, &str)> = vec![("GITHUB_OUTPUT", o), ("GITHUB_STEP_SUMMARY", s)];
-    e.extend_from_slice(env);
     let mut a = vec!["promote"];
     a.extend_from_slice(args);
-    let out = ws.run_env(&a, &e);
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let outputs = skip_action::github::output::parse(&text)
-        .expect("GITHUB_OUTPUT parses")
-        .into_iter()
-        .collect();
-    Run {
-        out,
-        outputs,
-        summary: std::fs::read_to_string(&sum_path).unwrap_or_default(),
-    }
+    run(ws, &a, env)
 }
 
 /// GET a manifest with exactly this `Accept`; `(digest of the body, body)` on 200.
@@ -177,7 +112,7 @@ fn single_arch_promote_then_second_run_writes_nothing() {
     let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
     let host = proxy.host();
     let ws = workspace(&host, "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let pushed = rt.block_on(push_family(&reg.pusher(), &tags));
 
     let run = promote(&ws, &["--wait", "0"], &[]);
@@ -240,7 +175,7 @@ fn multi_arch_index_is_re_tagged_as_the_index() {
     let reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = workspace(&host, "[linux/amd64, linux/arm64]", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     // Docker manifest lists: the registry would serve one platform to a client that does not
     // accept the list type.
@@ -291,7 +226,7 @@ fn a_missing_variant_blocks_every_alias() {
     let reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = workspace(&host, "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     let base = rt
         .block_on(p.push_image(PATH, Some(&tags["base"]), &ImageSpec::oci()))
@@ -328,7 +263,7 @@ fn a_content_tag_that_appears_late_is_waited_for() {
     let rt = rt();
     let reg = TestRegistry::start_open().unwrap();
     let ws = workspace(&reg.host(), "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     let base = rt
         .block_on(p.push_image(PATH, Some(&tags["base"]), &ImageSpec::oci()))
@@ -362,7 +297,7 @@ fn a_variant_built_on_an_old_base_blocks_and_nothing_moves() {
     let reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = workspace(&host, "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     // Last week's base, already promoted; today's base at today's content tag.
     let old = rt
@@ -409,7 +344,7 @@ fn a_missing_platform_blocks_single_arch_and_index() {
     let reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = workspace(&host, "[linux/amd64, linux/arm64]", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     let base = rt
         .block_on(p.push_multiarch(PATH, &tags["base"], Format::Oci, None))
@@ -458,7 +393,7 @@ fn dry_run_checks_everything_and_writes_nothing() {
     let reg = TestRegistry::start_open().unwrap();
     let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
     let ws = workspace(&proxy.host(), "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     rt.block_on(push_family(&reg.pusher(), &tags));
     let run = promote(
         &ws,
@@ -492,7 +427,7 @@ fn release_tags_only_when_everything_was_reused() {
     let reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = workspace(&host, "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let pushed = rt.block_on(push_family(&reg.pusher(), &tags));
     // An earlier push to main promoted latest-*.
     assert!(promote(&ws, &["--wait", "0"], &[]).ok());
@@ -538,7 +473,7 @@ fn aliases_in_other_repositories_and_registries_are_copied_by_digest() {
         mirror.host()
     );
     let ws = workspace(&host, "[linux/amd64, linux/arm64]", &promote_list);
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     let base = rt
         .block_on(p.push_multiarch(PATH, &tags["base"], Format::Oci, None))
@@ -592,7 +527,7 @@ fn token_auth_registry_with_input_credentials() {
     let host = reg.host();
     // platforms with single-arch images: the config blobs are read through token auth too.
     let ws = workspace(&host, "[linux/amd64]", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let pushed = rt.block_on(push_family(&reg.pusher(), &tags));
     // Anonymous: pull works (checks pass), push is refused: every write fails, all reported.
     let run = promote(&ws, &["--wait", "0"], &[]);
@@ -632,7 +567,7 @@ fn a_failed_write_reports_what_moved_and_how_to_roll_back() {
     let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
     let host = proxy.host();
     let ws = workspace(&host, "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     let first = rt.block_on(push_family(&p, &tags));
     assert!(promote(&ws, &["--wait", "0"], &[]).ok());
@@ -762,7 +697,7 @@ fn require_jobs_gates_on_the_runs_jobs() {
     let reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = workspace(&host, "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     rt.block_on(push_family(&reg.pusher(), &tags));
     let job = |name: &str, conclusion: Option<&str>| serde_json::json!({"id": 1, "name": name, "status": if conclusion.is_some() {"completed"} else {"in_progress"}, "conclusion": conclusion});
     let failing = FakeApi::start(serde_json::json!([
@@ -907,7 +842,7 @@ fn aliases_chooses_which_aliases_move() {
     let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
     let host = proxy.host();
     let ws = workspace(&host, "", "[base-latest]");
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let pushed = rt.block_on(push_family(&reg.pusher(), &tags));
 
     let run = promote(

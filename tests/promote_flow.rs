@@ -9,21 +9,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::registry::{content_tags, rt, run};
 use common::*;
 use skip_testkit::{ImageSpec, PushedImage, Pusher, TestRegistry};
 
 const PATH: &str = "acme/devbox";
 const REVISION: &str = "org.opencontainers.image.revision";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// base, and two variants built FROM it, all in `host/acme/devbox`.
 fn workspace(host: &str) -> Ws {
@@ -41,20 +34,6 @@ fn workspace(host: &str) -> Ws {
     );
     ws.write("rootfs/etc/motd", "one\n");
     ws
-}
-
-fn tags(ws: &Ws) -> BTreeMap<String, String> {
-    ws.hash_json()["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["tag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 /// The family at `tags`, each image labelled with `revision` (when given).
@@ -103,48 +82,13 @@ async fn digest_at(host: &str, reference: &str) -> Option<String> {
     Some(skip_testkit::util::sha256_digest(&r.bytes().await.unwrap()))
 }
 
-struct Run {
-    out: Output,
-    outputs: BTreeMap<String, String>,
-}
-
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn log(&self) -> String {
-        format!(
-            "stdout:\n{}\nstderr:\n{}",
-            stdout(&self.out),
-            stderr(&self.out)
-        )
-    }
-}
-
-/// `skip-action <args>` with fresh output files.
-fn run(ws: &Ws, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let files = tempfile::tempdir().unwrap();
-    let out_path = files.path().join("output");
-    let sum_path = files.path().join("summary");
-    let (o, s) = (out_path.to_str().unwrap(), sum_path.to_str().unwrap());
-    let mut e: Vec<(&str, &str)> = vec![("GITHUB_OUTPUT", o), ("GITHUB_STEP_SUMMARY", s)];
-    e.extend_from_slice(env);
-    let out = ws.run_env(args, &e);
-    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let outputs = skip_action::github::output::parse(&text)
-        .expect("GITHUB_OUTPUT parses")
-        .into_iter()
-        .collect();
-    Run { out, outputs }
-}
-
 #[test]
 fn stamps_let_reused_images_pass_and_an_untested_build_blocks() {
     let rt = rt();
     let reg = TestRegistry::start_open().unwrap();
     let host = reg.host();
     let ws = workspace(&host);
-    let t1 = tags(&ws);
+    let t1 = content_tags(&ws);
     let built = rt.block_on(push_family(&reg.pusher(), &t1, None));
 
     // Nothing tested yet: promote blocks on every required image and moves nothing.
@@ -189,7 +133,7 @@ fn stamps_let_reused_images_pass_and_an_untested_build_blocks() {
             .unwrap()
             .replace("pi: { FLAVOR: pi }", "pi: { FLAVOR: pi2 }"),
     );
-    let t2 = tags(&ws);
+    let t2 = content_tags(&ws);
     assert_eq!(t1["base"], t2["base"]);
     assert_eq!(t1["devbox/omos"], t2["devbox/omos"]);
     assert_ne!(t1["devbox/pi"], t2["devbox/pi"]);
@@ -322,10 +266,10 @@ fn an_older_run_finishing_last_leaves_the_aliases_where_they_are() {
     git(ws.path(), &["init", "-q"]);
     // Two pushes to main: c1, then c2 (another motd: every image changes).
     let c1 = commit(&ws, "one\n");
-    let t1 = tags(&ws);
+    let t1 = content_tags(&ws);
     let old = rt.block_on(push_family(&reg.pusher(), &t1, Some(&c1)));
     let c2 = commit(&ws, "two\n");
-    let t2 = tags(&ws);
+    let t2 = content_tags(&ws);
     assert_ne!(t1["base"], t2["base"]);
     let new = rt.block_on(push_family(&reg.pusher(), &t2, Some(&c2)));
 
@@ -340,7 +284,7 @@ fn an_older_run_finishing_last_leaves_the_aliases_where_they_are() {
     // The run of c1 finishes last (its checkout is at c1): every alias is held, not moved, and
     // the run still succeeds: the newer run did the work.
     git(ws.path(), &["checkout", "-q", &c1]);
-    assert_eq!(tags(&ws), t1);
+    assert_eq!(content_tags(&ws), t1);
     let r = run(
         &ws,
         &["promote", "--wait", "0", "--json"],
@@ -393,7 +337,7 @@ fn an_older_run_finishing_last_leaves_the_aliases_where_they_are() {
     // newer than c2, so the aliases move to them: the order is of runs, not of builds.
     git(ws.path(), &["checkout", "-q", "-B", "main", &c2]);
     let c3 = commit(&ws, "one\n");
-    assert_eq!(tags(&ws), t1);
+    assert_eq!(content_tags(&ws), t1);
     let r = run(&ws, &["promote", "--wait", "0"], &[("GITHUB_SHA", &c3)]);
     assert_eq!(r.code(), Some(0), "{}", r.log());
     assert_eq!(

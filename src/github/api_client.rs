@@ -59,20 +59,7 @@ pub fn octocrab(
 /// An API error with its causes (octocrab's own text stops at "client error (Connect)") and,
 /// for a certificate failure, what to do.
 pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    let mut depth = 0;
-    while let Some(c) = src {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(&format!(": {cs}"));
-        }
-        src = c.source();
-        depth += 1;
-        if depth > 8 {
-            break;
-        }
-    }
+    let mut s = skip_registry::error::with_causes(e.to_string(), e);
     if let Some(h) = skip_registry::trust::hint(&s) {
         s.push_str(&format!(" ({})", h.replace("the registry's", "the API's")));
     }

@@ -136,34 +136,12 @@ pub fn plan_aliases(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::promote::fixtures::hashes;
     use std::path::Path;
 
     fn config(images: &str) -> Config {
         let text = format!("version: 1\nrepository: ghcr.io/acme/x\nimages:\n{images}");
         Config::parse(&text, Path::new("t.yml")).unwrap()
-    }
-
-    fn hashes(config: &Config) -> Vec<ImageHash> {
-        config
-            .images
-            .iter()
-            .map(|s| {
-                let tag = format!("{}-abc", s.name.replace('/', "-"));
-                ImageHash {
-                    full: "a".repeat(64),
-                    short: "abc".into(),
-                    image: format!("{}:{tag}", s.repository),
-                    tag,
-                    build_args: Default::default(),
-                    declared: Default::default(),
-                    context_digest: String::new(),
-                    context_entries: 0,
-                    parents: Vec::new(),
-                    outside: Vec::new(),
-                    unresolved: None,
-                }
-            })
-            .collect()
     }
 
     fn plan(c: &Config, version: Option<&str>) -> anyhow::Result<AliasPlan> {

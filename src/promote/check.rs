@@ -711,6 +711,7 @@ pub fn platform_of_config(bytes: &[u8]) -> anyhow::Result<PlatformKey> {
 mod tests {
     use super::*;
     use crate::lineage::PlatformImage;
+    use crate::promote::fixtures::hashes;
     use crate::promote::plan_aliases;
     use std::path::Path;
 
@@ -718,29 +719,6 @@ mod tests {
 
     fn config() -> Config {
         Config::parse(CFG, Path::new("t.yml")).unwrap()
-    }
-
-    fn hashes(config: &Config) -> Vec<ImageHash> {
-        config
-            .images
-            .iter()
-            .map(|s| {
-                let tag = format!("{}-abc", s.name);
-                ImageHash {
-                    full: "a".repeat(64),
-                    short: "abc".into(),
-                    image: format!("{}:{tag}", s.repository),
-                    tag,
-                    build_args: Default::default(),
-                    declared: Default::default(),
-                    context_digest: String::new(),
-                    context_entries: 0,
-                    parents: Vec::new(),
-                    outside: Vec::new(),
-                    unresolved: None,
-                }
-            })
-            .collect()
     }
 
     /// base is 0, app is 1 and is built FROM base.

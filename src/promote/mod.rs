@@ -38,6 +38,38 @@ pub mod report;
 pub mod stamp;
 pub mod write;
 
+/// Unit-test fixtures the promote modules share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::config::Config;
+    use crate::hash::ImageHash;
+
+    /// One content hash per image of `config`, tagged `<name, `/` as `-`>-abc`: what the alias
+    /// and check rules read, without files or a registry.
+    pub fn hashes(config: &Config) -> Vec<ImageHash> {
+        config
+            .images
+            .iter()
+            .map(|s| {
+                let tag = format!("{}-abc", s.name.replace('/', "-"));
+                ImageHash {
+                    full: "a".repeat(64),
+                    short: "abc".into(),
+                    image: format!("{}:{tag}", s.repository),
+                    tag,
+                    build_args: Default::default(),
+                    declared: Default::default(),
+                    context_digest: String::new(),
+                    context_entries: 0,
+                    parents: Vec::new(),
+                    outside: Vec::new(),
+                    unresolved: None,
+                }
+            })
+            .collect()
+    }
+}
+
 use std::time::Duration;
 
 pub use crate::lineage::{

@@ -71,10 +71,48 @@ impl fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
+/// `head` followed by `e`'s causes, each one not already said (an HTTP client's own text stops
+/// at "client error (Connect)" and hides the "connection refused" or certificate failure
+/// below it), at most eight deep. For this crate's transport errors and the GitHub API's.
+pub fn with_causes(head: String, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = head;
+    let mut src = e.source();
+    let mut depth = 0;
+    while let Some(c) = src {
+        let cs = c.to_string();
+        if !s.contains(&cs) {
+            s.push_str(&format!(": {cs}"));
+        }
+        src = c.source();
+        depth += 1;
+        if depth >= 8 {
+            break;
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use anyhow::Context as _;
+
+    /// Causes are appended once each: one already in the text is not repeated.
+    #[test]
+    fn causes_are_said_once() {
+        let e = anyhow::anyhow!("connection refused")
+            .context("client error (Connect)")
+            .context("GET x");
+        let top: &(dyn std::error::Error + 'static) = e.as_ref();
+        assert_eq!(
+            with_causes(e.to_string(), top),
+            "GET x: client error (Connect): connection refused"
+        );
+        assert_eq!(
+            with_causes("GET x (connection refused)".into(), top),
+            "GET x (connection refused): client error (Connect)"
+        );
+    }
 
     fn http(status: u16) -> anyhow::Error {
         anyhow::Error::new(HttpError {

@@ -96,26 +96,14 @@ pub(crate) async fn read_limited(mut resp: reqwest::Response, limit: usize) -> R
 
 /// A reqwest error with its cause chain (reqwest's own Display hides "connection refused").
 pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() {
+    let head = if e.is_timeout() {
         format!("timed out ({e})")
     } else if e.is_connect() {
         format!("could not connect ({e})")
     } else {
         e.to_string()
     };
-    let mut src = std::error::Error::source(e);
-    let mut depth = 0;
-    while let Some(c) = src {
-        let cs = c.to_string();
-        if !s.contains(&cs) {
-            s.push_str(&format!(": {cs}"));
-        }
-        src = c.source();
-        depth += 1;
-        if depth > 6 {
-            break;
-        }
-    }
+    let mut s = crate::error::with_causes(head, e);
     if let Some(h) = crate::trust::hint(&s) {
         s.push_str(&format!(" ({h})"));
     }
