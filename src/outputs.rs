@@ -73,7 +73,7 @@ pub const PLAN_MAX_BYTES: usize = 192 * 1024;
 /// `images` (build settings per image): every image while the object fits, else `{}`.
 pub const IMAGES_MAX_BYTES: usize = 96 * 1024;
 /// `images_need_build`: every image while the object, weighed as if every value were `false`,
-/// fits, else `{}` (about 2,500 images with names of a dozen characters).
+/// fits, else `{}` (about 2,300 images with names of a dozen characters).
 pub const IMAGES_NEED_BUILD_MAX_BYTES: usize = 48 * 1024;
 /// `merge_images`: names while the list of every image with `runners:` fits, else a selection.
 pub const MERGE_IMAGES_MAX_BYTES: usize = 32 * 1024;

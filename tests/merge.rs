@@ -397,7 +397,7 @@ fn merging_twice_writes_once_and_default_merge_covers_missing_content_tags() {
     assert!(r.ok(), "{}", r.log());
 }
 
-/// Past their budget (32 KiB of names, about 2,500 images), `merge_images` and `merge_levels[N]`
+/// Past their budget (32 KiB of names, about 3,000 images), `merge_images` and `merge_levels[N]`
 /// are selections (`level0-1of1:<key>-<mask>`) instead of names: merge expands one from the same
 /// config to exactly the images it names, merges those as if they were listed, and refuses a
 /// selection of another config or a malformed one (exit 2) before writing anything.

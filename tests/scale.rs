@@ -144,6 +144,17 @@ fn decide_for_12800_images_in_one_repository() {
 
     // The plan: exactly the truth. The bases exist, so only the missing app images build.
     let out = parse_gh_outputs(&std::fs::read_to_string(&outf).unwrap());
+    let total: usize = out.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let (largest, size) = out
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.len()))
+        .max_by_key(|x| x.1)
+        .unwrap();
+    eprintln!(
+        "[scale] decide's outputs for {n} images, half present: {total} bytes together, the \
+         largest `{largest}` {size} bytes"
+    );
+    assert!(total <= 1024 * 1024, "{total}");
     // The whole plan is on stdout (--json) and in plan_file; the `plan` output keeps to its budget.
     let plan: serde_json::Value = serde_json::from_str(&m.stdout).unwrap();
     let kept: serde_json::Value = serde_json::from_str(&out["plan"]).unwrap();
@@ -390,6 +401,7 @@ fn every_output_fits_githubs_limits_at_12800_images_and_25600_entries() {
         Registry::Down,
     ];
     let mut rows = Vec::new();
+    let mut gates = Vec::new();
     for (benches, runners, want, units) in [
         (100, false, 12_806, 12_806),
         (200, false, 25_606, 25_606),
@@ -444,6 +456,24 @@ fn every_output_fits_githubs_limits_at_12800_images_and_25600_entries() {
                     &config, &hashes, &decisions, false, max_jobs,
                 );
                 let total = assert_outputs_fit(&o, &what);
+                // The gate of each level (`decide --level N`): every output again, with its own.
+                let max_level = config.images.iter().map(|s| s.level).max().unwrap();
+                for level in 0..=max_level {
+                    let gate = skip_action::outputs::level_gate(
+                        &config, &hashes, &decisions, false, max_jobs, level,
+                    );
+                    let mut with_gate = o.clone();
+                    gate.set_outputs(&mut with_gate);
+                    let gated = assert_outputs_fit(&with_gate, &format!("{what}, gate {level}"));
+                    if max_jobs == 256 {
+                        gates.push(format!(
+                            "{what}, gate of level {level}: level_matrix {}, level_held {}, all {}",
+                            size(with_gate.get("level_matrix").unwrap().len()),
+                            with_gate.get("level_held").unwrap(),
+                            size(gated)
+                        ));
+                    }
+                }
                 // Batches, within max_jobs, each unit to build in exactly one of them.
                 for k in ["matrix", "variants_matrix"] {
                     let v: serde_json::Value = serde_json::from_str(o.get(k).unwrap()).unwrap();
@@ -505,6 +535,10 @@ fn every_output_fits_githubs_limits_at_12800_images_and_25600_entries() {
          | entries (to build) | `plan` | `matrix` | `variants_matrix` | `matrix_levels` | `images_need_build` | `merge_images` | `merge_levels` | all outputs |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|\n{}",
         rows.join("\n")
+    );
+    eprintln!(
+        "[scale] with the gate (`decide --level N`), max-jobs 256:\n{}",
+        gates.join("\n")
     );
 }
 

@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 /// Outputs in the order they were set.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Outputs {
     entries: Vec<(String, String)>,
 }
