@@ -1566,7 +1566,7 @@ mod tests {
         let names: std::collections::BTreeSet<&str> = BUDGETS.iter().map(|b| b.0).collect();
         assert_eq!(names.len(), BUDGETS.len(), "an output budgeted twice");
         // The per-image matrices become batches at the budget of their output.
-        assert!(MATRIX_MAX_BYTES <= LEVELS_MAX_BYTES);
+        const { assert!(MATRIX_MAX_BYTES <= LEVELS_MAX_BYTES) };
     }
 
     /// Over its budget, an output is refused with its name and what to change (exit 2); the
