@@ -112,7 +112,7 @@ pub const BUDGETS: &[(&str, usize, &str)] = &[
     (
         "matrix_levels",
         LEVELS_MAX_BYTES,
-        "lower `max-jobs`, or make the DAG shallower (each level holds up to `max-jobs` batches)",
+        "make the DAG shallower: even one batch per level does not fit",
     ),
     (
         "level_matrix",
@@ -151,12 +151,17 @@ pub const BUDGETS: &[(&str, usize, &str)] = &[
 /// fail on them, with a message that names neither. The rules that build each output keep to
 /// these budgets for every config short of the pathological, so this refuses nothing else.
 pub fn check_budgets(o: &Outputs) -> anyhow::Result<()> {
+    check_each(o, "")
+}
+
+/// [`check_budgets`], with `note` after the size in the message.
+fn check_each(o: &Outputs, note: &str) -> anyhow::Result<()> {
     let mut small = 0;
     for (k, v) in o.iter() {
         small += k.len();
         match BUDGETS.iter().find(|b| b.0 == k) {
             Some(&(_, budget, what)) if v.len() > budget => crate::bail_usage!(
-                "decide: the `{k}` output would weigh {} bytes, over its budget of {budget} \
+                "decide: the `{k}` output would weigh {} bytes{note}, over its budget of {budget} \
                  (GitHub takes 1 MB per output and 1 MiB for a step's outputs together): {what}",
                 v.len()
             ),
@@ -172,6 +177,73 @@ pub fn check_budgets(o: &Outputs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// How many batches each level of `matrix_levels` (and the gate's `level_matrix`, which names
+/// the same buckets) is cut into: `max_jobs`, or fewer when the levels' batch matrices, weighed
+/// with every unit to build, would pass [`LEVELS_MAX_BYTES`] together — a deep DAG at scale, each
+/// level a job of up to `max_jobs` batches. A function of the config and `max_jobs` only, so a
+/// re-run and the gate cut the same buckets.
+pub fn level_jobs(config: &Config, max_jobs: usize) -> usize {
+    let units = config_units(config, |_, _| true);
+    let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
+    // `[m0,m1,…]`
+    let weight = |jobs: usize| -> usize {
+        1 + (0..=max_level)
+            .map(|l| batch_matrix(level_batches(&units, l, jobs)).len() + 1)
+            .sum::<usize>()
+    };
+    if max_jobs <= 1 || weight(max_jobs) <= LEVELS_MAX_BYTES {
+        return max_jobs;
+    }
+    // The most jobs that fit: weight(lo) fits (or lo is 1), weight(hi) does not.
+    let (mut lo, mut hi) = (1, max_jobs);
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if weight(mid) <= LEVELS_MAX_BYTES {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Refuse, before the registry is asked, a config whose matrices in batch form could pass their
+/// budgets: they are weighed as if every unit of the config were to build (the most a batch
+/// matrix can weigh: every bucket has an entry, each count its most digits), so whether a config
+/// is refused depends on the config and `max_jobs` only, never on what a run finds to build. A
+/// per-image matrix is capped by its budget as it is made, so with this check no matrix decide
+/// writes can pass its budget. Exit 2, as [`check_budgets`].
+pub fn check_batch_budgets(config: &Config, max_jobs: usize) -> anyhow::Result<()> {
+    let units = config_units(config, |_, _| true);
+    let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
+    let mut o = Outputs::new();
+    o.set("matrix", batch_matrix(all_batches(&units, max_jobs)));
+    o.set(
+        "variants_matrix",
+        batch_matrix(level_batches(&units, VARIANTS_MAX_LEVEL, max_jobs)),
+    );
+    let jobs = level_jobs(config, max_jobs);
+    let levels: Vec<String> = (0..=max_level)
+        .map(|l| batch_matrix(level_batches(&units, l, jobs)))
+        .collect();
+    o.set("matrix_levels", format!("[{}]", levels.join(",")));
+    if let Some(widest) = levels.iter().max_by_key(|m| m.len()) {
+        o.set("level_matrix", widest.clone());
+    }
+    let roots: Vec<usize> = (0..config.images.len())
+        .filter(|&i| config.images[i].parents.is_empty())
+        .collect();
+    if let [r] = roots[..] {
+        let base = config_units(config, |i, _| i == r);
+        let level = config.images[r].level;
+        o.set(
+            "base_matrix",
+            batch_matrix(level_batches(&base, level, max_jobs)),
+        );
+    }
+    check_each(&o, " with every image to build")
 }
 
 /// One batch of images for one job, by name: the job expands it from the config.
@@ -774,8 +846,9 @@ pub fn decide_outputs(
         .collect::<Option<Vec<_>>>()
         .filter(|ms| ms.iter().map(String::len).sum::<usize>() <= LEVELS_MAX_BYTES);
     let level_matrices = per_image.unwrap_or_else(|| {
+        let jobs = level_jobs(config, max_jobs);
         (0..=max_level)
-            .map(|l| batch_matrix(level_batches(&units, l, max_jobs)))
+            .map(|l| batch_matrix(level_batches(&units, l, jobs)))
             .collect()
     });
     let levels: Vec<serde_json::Value> = level_matrices
@@ -921,7 +994,7 @@ pub fn level_gate(
     });
     let count = units.iter().filter(|u| u.build).count();
     let matrix = matrix_json(&entries, max_jobs, LEVEL_MATRIX_MAX_BYTES, || {
-        level_batches(&units, level, max_jobs)
+        level_batches(&units, level, level_jobs(config, max_jobs))
     });
     LevelGate {
         matrix,
@@ -1586,6 +1659,22 @@ mod tests {
         o.set("base_build_args", "A=".repeat(SMALL_OUTPUTS_MAX_BYTES));
         let e = check_budgets(&o).unwrap_err();
         assert!(e.to_string().contains("small outputs"), "{e}");
+    }
+
+    /// Batch matrices are weighed with every unit to build, an upper bound of any run's.
+    #[test]
+    fn batch_budgets_are_an_upper_bound_of_every_run() {
+        let names: Vec<String> = (0..20_000).map(|i| format!("app/v{i}")).collect();
+        let levels: Vec<usize> = (0..20_000).map(|i| usize::from(i >= 10)).collect();
+        let all = units(&names, &levels, &vec![true; 20_000]);
+        let some: Vec<bool> = (0..20_000).map(|i| i % 3 == 0).collect();
+        let part = units(&names, &levels, &some);
+        for max in [256, 17, 1] {
+            let worst = batch_matrix(all_batches(&all, max)).len();
+            assert!(batch_matrix(all_batches(&part, max)).len() <= worst);
+            let worst = batch_matrix(level_batches(&all, 1, max)).len();
+            assert!(batch_matrix(level_batches(&part, 1, max)).len() <= worst);
+        }
     }
 
     #[test]

@@ -428,6 +428,21 @@ fn every_output_fits_githubs_limits_at_12800_images_and_25600_entries() {
         assert_eq!(config.per_platform(), runners);
         let all_units = skip_action::outputs::config_units(&config, |_, _| true);
         assert_eq!(all_units.len(), units);
+        // decide's check before the registry is asked: the matrices in batch form, as if every
+        // unit built, fit their budgets at every max-jobs.
+        let started = Instant::now();
+        for max_jobs in [256, 100, 2] {
+            skip_action::outputs::check_batch_budgets(&config, max_jobs).unwrap();
+        }
+        eprintln!(
+            "[scale] {n} images: the batch budgets checked at 3 max-jobs in {:?} ({} build)",
+            started.elapsed(),
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            }
+        );
         for registry in registries {
             let decisions = plan_for(&config, registry);
             let building = decisions.iter().filter(|d| d.need_build).count();
@@ -539,6 +554,96 @@ fn every_output_fits_githubs_limits_at_12800_images_and_25600_entries() {
     eprintln!(
         "[scale] with the gate (`decide --level N`), max-jobs 256:\n{}",
         gates.join("\n")
+    );
+}
+
+/// A deep DAG at scale: 16 levels of 300 images, each FROM the one of the level above. Each
+/// level's matrix is its own job of up to `max-jobs` batches, so at 256 each `matrix_levels`
+/// would weigh about 16 × 256 entries; instead every level gets as many batches as fit the
+/// budget together (`outputs::level_jobs`, a function of the config), the gate of a level names
+/// the same buckets, and every image to build is in exactly one batch of its level. The
+/// pathological case, refused before the registry is asked, is left to the budget check.
+#[test]
+fn a_deep_dag_at_scale_keeps_matrix_levels_within_its_budget() {
+    use skip_action::plan::{self, Existence, Force, OnRegistryError};
+    let (levels, width) = (16, 300);
+    let list = (1..=width)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut cfg =
+        "version: 1\nrepository: registry.example.com:5000/deep/dag\nimages:\n".to_string();
+    for l in 0..levels {
+        cfg.push_str(&format!("  l{l}:\n    dockerfile: Dockerfile\n"));
+        if l > 0 {
+            cfg.push_str(&format!("    from: \"l{}/{{n}}\"\n", l - 1));
+        }
+        cfg.push_str(&format!(
+            "    matrix:\n      n: [{list}]\n    tag: \"{{n}}-{{hash}}\"\n"
+        ));
+    }
+    let ws = Ws::new();
+    ws.write("skip-action.yml", &cfg);
+    ws.write(
+        "Dockerfile",
+        "ARG BASE_IMAGE=scratch\nFROM ${BASE_IMAGE}\nARG n\n",
+    );
+    let config = Config::parse(&cfg, Path::new("skip-action.yml")).unwrap();
+    let discovery = skip_action::inputs::discover(&config, ws.path()).unwrap();
+    let hashes = skip_action::hash::compute(&config, &discovery, &HashOptions::default()).unwrap();
+    assert_eq!(config.images.len(), levels * width);
+    let max_level = config.images.iter().map(|s| s.level).max().unwrap();
+    assert_eq!(max_level, levels - 1);
+    skip_action::outputs::check_batch_budgets(&config, 256).unwrap();
+    let jobs = skip_action::outputs::level_jobs(&config, 256);
+    assert!(
+        jobs < 256,
+        "{jobs}: 16 levels of 256 batches would pass the budget"
+    );
+    assert_eq!(skip_action::outputs::level_jobs(&config, 20), 20);
+    let force = Force::parse(None, &config).unwrap();
+    let existence = vec![Existence::Absent; config.images.len()];
+    let decisions = plan::decide(&config, &existence, &force, OnRegistryError::Build).unwrap();
+    let o = skip_action::outputs::decide_outputs(&config, &hashes, &decisions, false, 256);
+    assert_outputs_fit(&o, "deep DAG");
+    let v: serde_json::Value = serde_json::from_str(o.get("matrix_levels").unwrap()).unwrap();
+    for (l, m) in v.as_array().unwrap().iter().enumerate() {
+        let want: BTreeSet<String> = config
+            .images
+            .iter()
+            .filter(|s| s.level == l)
+            .map(|s| s.name.clone())
+            .collect();
+        check_matrix(&config, m, jobs, &want, &format!("level {l}"));
+    }
+    // The gate of level 5, its parents in place (only level 5 builds): the same buckets.
+    let existence: Vec<Existence> = config
+        .images
+        .iter()
+        .map(|s| {
+            if s.level == 5 {
+                Existence::Absent
+            } else {
+                Existence::Present { digest: None }
+            }
+        })
+        .collect();
+    let decisions = plan::decide(&config, &existence, &force, OnRegistryError::Build).unwrap();
+    let gate = skip_action::outputs::level_gate(&config, &hashes, &decisions, false, 256, 5);
+    let g: serde_json::Value = serde_json::from_str(&gate.matrix).unwrap();
+    let names: BTreeSet<&str> = entries(&g)
+        .iter()
+        .map(|e| e["batch"].as_str().unwrap())
+        .collect();
+    let level5: BTreeSet<&str> = entries(&v[5])
+        .iter()
+        .map(|e| e["batch"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, level5);
+    eprintln!(
+        "[scale] deep DAG, {levels} levels × {width} images: {jobs} batches per level, \
+         matrix_levels {} bytes",
+        o.get("matrix_levels").unwrap().len()
     );
 }
 

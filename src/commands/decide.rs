@@ -10,6 +10,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     let (config, discovery) = load_and_discover(&args.common)?;
     let force = Force::parse(args.force.as_deref(), &config)?;
     check_max_jobs_fits_runners(&config, args.max_jobs)?;
+    crate::outputs::check_batch_budgets(&config, args.max_jobs)?;
     let on_error = args.on_registry_error;
     let probe_mode = args.probe;
     let flags = args.registry.flags();
