@@ -392,21 +392,29 @@ type Lane = Option<(String, usize)>;
 
 /// Each unit's lane ([`BatchId::lane`]): a function of the config's platforms and runners only.
 fn lanes(units: &[Unit]) -> Vec<Lane> {
-    let token = |p: &str| crate::fanout::platform_suffix(p).replace('-', "_");
-    let mut runners: std::collections::BTreeMap<String, std::collections::BTreeSet<&str>> =
+    // Each platform spelling parsed once: a config has a handful, and 25,600 units ask.
+    let mut tokens: std::collections::HashMap<&str, String> = Default::default();
+    for u in units {
+        if let Some(p) = u.platform {
+            tokens
+                .entry(p)
+                .or_insert_with(|| crate::fanout::platform_suffix(p).replace('-', "_"));
+        }
+    }
+    let mut runners: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
         Default::default();
     for u in units {
         if let (Some(p), Some(r)) = (u.platform, u.runner) {
-            runners.entry(token(p)).or_default().insert(r);
+            runners.entry(tokens[p].as_str()).or_default().insert(r);
         }
     }
     units
         .iter()
         .map(|u| {
             let (p, r) = (u.platform?, u.runner?);
-            let t = token(p);
-            let rank = runners[&t].iter().position(|x| *x == r).unwrap_or(0) + 1;
-            Some((t, rank))
+            let t = tokens[p].as_str();
+            let rank = runners[t].iter().position(|x| *x == r).unwrap_or(0) + 1;
+            Some((t.to_string(), rank))
         })
         .collect()
 }
