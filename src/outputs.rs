@@ -1011,6 +1011,33 @@ pub fn level_gate(
     }
 }
 
+/// With `level: N`: `merge_needed`, `merge_images` and `merge_levels` again, without level N's
+/// held images. The native workflow merges level N from the gate's `merge_levels[N]` after level
+/// N's jobs: a held image was not built in this run (the gate fails naming it), and merging it
+/// would either fail with advice that does not apply ("re-run the failed platform job": there was
+/// none) or index per-platform images of an earlier run that sit on an older parent. Everything
+/// else (a ready image, one needing only its index) stays; the lists keep their form (names or
+/// selections), which depends on the config only.
+pub fn gate_merge_outputs(
+    o: &mut Outputs,
+    config: &Config,
+    decisions: &[Decision],
+    dry_run: bool,
+    gate: &LevelGate,
+) {
+    let held: std::collections::HashSet<usize> = gate.held.iter().map(|h| h.image).collect();
+    let merge: Vec<usize> = if dry_run {
+        Vec::new()
+    } else {
+        (0..decisions.len())
+            .filter(|i| decisions[*i].merge && !held.contains(i))
+            .collect()
+    };
+    let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
+    o.set("merge_needed", flag(!merge.is_empty()));
+    merge_outputs(o, config, &merge, max_level);
+}
+
 /// Most images whose build settings the `images` output carries.
 pub const MAX_IMAGES_OUTPUT: usize = 256;
 

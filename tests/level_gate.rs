@@ -250,3 +250,94 @@ fn a_bad_level_is_a_usage_error() {
         assert!(r.raw_out.is_empty(), "{bad}: outputs written");
     }
 }
+
+/// With `runners:` the native workflow merges level N from its gate's `merge_levels[N]` after
+/// level N's platform jobs: the gate leaves out the images it holds back (not built in this
+/// run: merging them would index nothing, or an earlier run's pushes on an older parent), and
+/// keeps the ready ones. Plain decide still lists every image whose index is due.
+#[test]
+fn the_gate_merges_only_what_it_lets_build() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = Ws::new();
+    let mut cfg = format!(
+        "version: 1\nrepository: {}/acme/lv\nplatforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\nimages:\n  root:\n    dockerfile: Dockerfile.root\n    tag: root-{{hash}}\n",
+        reg.host()
+    );
+    for (name, parent) in [("a", "root"), ("b", "root"), ("a1", "a"), ("b1", "b")] {
+        cfg.push_str(&format!(
+            "  {name}:\n    from: {parent}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n    tag: {name}-{{hash}}\n"
+        ));
+    }
+    ws.write("skip-action.yml", &cfg)
+        .write("Dockerfile.root", "FROM scratch\nCOPY root.txt /\n")
+        .write("root.txt", "root\n")
+        .write(
+            "Dockerfile.child",
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
+        );
+    let t = tags(&ws);
+    // A platform job: `name` for `arch` at its per-platform tag, on its parent's image of that
+    // platform (as `docker build --platform` pulls it from the parent's index).
+    let push_platform = |name: &str, parent: Option<&str>, arch: &str| {
+        rt().block_on(async {
+            let p = reg.pusher();
+            let mut spec = ImageSpec::oci().platform("linux", arch);
+            if let Some(pa) = parent {
+                let img = p
+                    .pull_image("acme/lv", &format!("{}-linux-{arch}", t[pa]))
+                    .await
+                    .unwrap();
+                spec = spec.from_parent(&img);
+            }
+            p.push_image("acme/lv", Some(&format!("{}-linux-{arch}", t[name])), &spec)
+                .await
+                .unwrap();
+        });
+    };
+    let merge = |images: &str| gh_run(&ws, "merge", &["--images", images], &[]);
+    let merge_levels = |r: &GhRun| -> Vec<String> {
+        r.json("merge_levels")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Level 0 built and merged; level 1: a on both platforms, b's arm64 job failed. merge-1
+    // writes a's index and refuses b's, naming the platform.
+    for arch in ["amd64", "arm64"] {
+        push_platform("root", None, arch);
+    }
+    assert_eq!(merge("root").code, Some(0));
+    for arch in ["amd64", "arm64"] {
+        push_platform("a", Some("root"), arch);
+    }
+    push_platform("b", Some("root"), "amd64");
+    let m1 = merge("a,b");
+    assert_eq!(m1.code, Some(1), "{}", m1.everything());
+    assert!(
+        m1.everything().contains("b: no image for linux/arm64"),
+        "{}",
+        m1.everything()
+    );
+
+    // The gate before level 2: a1 builds (both platforms), b1 is held back; level 2's merge
+    // list is a1 alone. Plain decide lists both.
+    let g2 = gate(&ws, "2", &[]);
+    assert_eq!(g2.get("level_held"), "1");
+    assert_eq!(builds(&ws, &g2), set(&["a1"]));
+    assert_eq!(merge_levels(&g2), ["", "b", "a1"], "{}", g2.everything());
+    assert_eq!(g2.get("merge_images"), "b,a1");
+    let plain = gh_run(&ws, "decide", &[], &[]);
+    assert_eq!(plain.code, Some(0), "{}", plain.everything());
+    assert_eq!(merge_levels(&plain), ["", "b", "a1,b1"]);
+
+    // Nothing held (b repaired): the gate's list is plain decide's.
+    push_platform("b", Some("root"), "arm64");
+    assert_eq!(merge("b").code, Some(0));
+    let g2 = gate(&ws, "2", &[]);
+    assert_eq!(g2.get("level_held"), "0");
+    assert_eq!(merge_levels(&g2), ["", "", "a1,b1"], "{}", g2.everything());
+    assert_eq!(builds(&ws, &g2), set(&["a1", "b1"]));
+}

@@ -116,6 +116,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             level,
         );
         gate.set_outputs(&mut outputs);
+        crate::outputs::gate_merge_outputs(&mut outputs, &config, &decisions, args.dry_run, &gate);
         report_held(&config, level, &gate);
         summary.push_str(&gate_summary(&config, level, &gate));
     }
