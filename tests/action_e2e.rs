@@ -799,11 +799,41 @@ fn levels_workflow_copy_matches_the_shipped_file() {
     }
 }
 
-fn native_world(act: PathBuf, registry_host: &str, asset: &[u8]) -> World {
+/// base → app: the two-level DAG of the first native test.
+const NATIVE_DAG: &[(&str, Option<&str>)] = &[("base", None), ("app", Some("base"))];
+
+/// A three-level DAG for the gates: base → mid → leaf, and base → side beside mid.
+const NATIVE_DEEP_DAG: &[(&str, Option<&str>)] = &[
+    ("base", None),
+    ("mid", Some("base")),
+    ("side", Some("base")),
+    ("leaf", Some("mid")),
+];
+
+/// A repository with `dag` built per platform (amd64 on ubuntu-24.04, arm64 on
+/// ubuntu-24.04-arm) and tests/e2e/native.yml as its pipeline.
+fn native_world(
+    act: PathBuf,
+    registry_host: &str,
+    asset: &[u8],
+    dag: &'static [(&'static str, Option<&'static str>)],
+) -> World {
     World::with(act, asset, "native.yml", |repo| {
-        let cfg = format!(
-            "version: 1\nrepository: {registry_host}/{REPO_PATH}\nplatforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\nimages:\n  base:\n    dockerfile: Dockerfile.root\n    tag: \"base-{{hash}}\"\n    promote: [base-latest]\n  app:\n    from: base\n    dockerfile: Dockerfile.child\n    args: {{ NAME: app }}\n    tag: \"app-{{hash}}\"\n    promote: [app-latest]\n"
+        let mut cfg = format!(
+            "version: 1\nrepository: {registry_host}/{REPO_PATH}\nplatforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\nimages:\n"
         );
+        for (name, parent) in dag {
+            cfg.push_str(&format!("  {name}:\n"));
+            match parent {
+                None => cfg.push_str("    dockerfile: Dockerfile.root\n"),
+                Some(p) => cfg.push_str(&format!(
+                    "    from: {p}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n"
+                )),
+            }
+            cfg.push_str(&format!(
+                "    tag: \"{name}-{{hash}}\"\n    promote: [{name}-latest]\n"
+            ));
+        }
         std::fs::write(repo.join("skip-action.yml"), cfg).unwrap();
         std::fs::write(
             repo.join("Dockerfile.root"),
@@ -856,7 +886,7 @@ fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
     let bin = binary();
     let asset = std::fs::read(&bin).unwrap();
     let reg = Registry::start();
-    let world = native_world(act, &reg.reg.host(), &asset);
+    let world = native_world(act, &reg.reg.host(), &asset, NATIVE_DAG);
     let bin_s = bin.to_str().unwrap().to_string();
     let run = |label: &str, fail: &str| {
         let e = [
@@ -867,8 +897,8 @@ fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
         world.run(label, "push", &e, &[])
     };
 
-    // 1. base's arm64 job fails: amd64 is pushed per platform, merge-0 does not run, the app
-    //    level waits, nothing is promoted.
+    // 1. base's arm64 job fails: amd64 is pushed per platform, merge-0 refuses base (a platform
+    //    missing: nothing merged), the gate holds app back, nothing is promoted.
     let r1 = run("native-arm64-fails", "base linux/arm64");
     assert!(
         !r1.ok,
@@ -887,6 +917,17 @@ fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
         .digest(&format!("{}-linux-amd64", p1["base"].0))
         .is_some());
     assert!(!r1.promoted(), "{}", r1.context());
+    assert!(
+        r1.log.contains("base: no image for linux/arm64"),
+        "{}",
+        r1.context()
+    );
+    assert!(
+        r1.log
+            .contains("app is held back: its parent base was not built in this run"),
+        "{}",
+        r1.context()
+    );
 
     // 2. The re-run builds base's arm64 only, merges base, builds app on it per platform,
     //    merges app and promotes.
@@ -930,30 +971,260 @@ fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
     assert!(r3.promoted(), "{}", r3.context());
 }
 
-/// The e2e copy of the native workflow has the shipped file's jobs, `needs:`, `if:` guards,
-/// `runs-on` and matrices: the act run above proves the shipped file.
+/// The ready gates of the native workflow on a three-level DAG (base → mid → leaf, side beside
+/// mid), both runner labels mapped to this host, one job per image × platform: see
+/// [`native_deep_scenario`].
+#[test]
+fn native_workflow_gates_hold_the_subtree_of_a_failed_platform_and_a_rerun_repairs_it() {
+    let Some(act) = act() else { return };
+    let runs = native_deep_scenario(act, "");
+    for r in &runs {
+        assert!(r.batches.is_empty(), "{}", r.context());
+    }
+}
+
+/// The same with `max-jobs: 2` (two (platform, runner) lanes): levels of more than two units
+/// become per-platform batch entries, each expanded with the action's `command: bake` and built
+/// from the bake file (skip-testkit bake); mid's arm64 fails inside level 1's arm64 batch, side's
+/// arm64 beside it is pushed. The repair's levels fit `max-jobs` again: one job per unit.
+#[test]
+fn native_workflow_gates_with_per_platform_batches() {
+    let Some(act) = act() else { return };
+    let [r1, r2, r3] = native_deep_scenario(act, "2");
+    let levels: serde_json::Value = serde_json::from_str(r1.out("matrix_levels")).unwrap();
+    for l in 0..3 {
+        for e in levels[l]["include"].as_array().unwrap() {
+            let b = e["batch"].as_str().unwrap_or_else(|| panic!("{levels}"));
+            let p = e["platform"].as_str().unwrap();
+            assert!(b.contains(&p.replace('/', "_")), "{b} {p}");
+        }
+    }
+    // Level 0 from decide, level 1 from its gate: one batch per platform each; level 2 held.
+    assert_eq!(r1.batches.len(), 4, "{}", r1.context());
+    assert!(
+        r1.log.contains("mid: failing on purpose"),
+        "{}",
+        r1.context()
+    );
+    // The repair fits max-jobs per image (mid's arm64 alone, then leaf's two platforms).
+    assert!(r2.batches.is_empty(), "{}", r2.context());
+    assert!(r3.batches.is_empty(), "{}", r3.context());
+}
+
+/// mid's arm64 job fails. Its sibling side builds and is merged; merge-1 refuses mid (a platform
+/// missing: no half index) and fails; the gate before level 2 holds leaf back, so nothing is built
+/// FROM a mid that was never merged; nothing is promoted. The next run builds mid's arm64 only
+/// (its amd64 push is reused, by digest), merges mid, builds leaf on it per platform, merges and
+/// promotes; a third run reuses all. `max_jobs`: decide's and the gates' (empty: the default).
+fn native_deep_scenario(act: PathBuf, max_jobs: &str) -> [Act; 3] {
+    let bin = binary();
+    let asset = std::fs::read(&bin).unwrap();
+    let reg = Registry::start();
+    let world = native_world(act, &reg.reg.host(), &asset, NATIVE_DEEP_DAG);
+    let bin_s = bin.to_str().unwrap().to_string();
+    let run = |label: &str, fail: &str| {
+        let e = [
+            ("E2E_BIN", bin_s.as_str()),
+            ("E2E_DOWNLOAD_URL", ""),
+            ("E2E_FAIL", fail),
+            ("E2E_MAX_JOBS", max_jobs),
+        ];
+        world.run(label, "push", &e, &[])
+    };
+    let both = |names: &[&str]| -> std::collections::BTreeSet<String> {
+        names
+            .iter()
+            .flat_map(|n| {
+                [
+                    format!("{n} linux/amd64 ubuntu-24.04"),
+                    format!("{n} linux/arm64 ubuntu-24.04-arm"),
+                ]
+            })
+            .collect()
+    };
+    let per_platform = |tag: &str, arch: &str| reg.digest(&format!("{tag}-linux-{arch}"));
+
+    // 1. mid's arm64 job fails.
+    let r1 = run("native-deep-mid-arm64-fails", "mid linux/arm64");
+    assert!(
+        !r1.ok,
+        "a failed platform job fails the run\n{}",
+        r1.context()
+    );
+    assert_eq!(
+        r1.out("levels_need_build"),
+        "[true,true,true]",
+        "{}",
+        r1.context()
+    );
+    let mut expect = both(&["base", "side"]);
+    expect.insert("mid linux/amd64 ubuntu-24.04".into());
+    assert_eq!(built(&r1), expect, "{}", r1.context());
+    let p1 = plan(&r1);
+    // base and side are whole indexes, side on base per platform; mid has no content tag.
+    let base = index_children(&reg, &p1["base"].0);
+    let side = index_children(&reg, &p1["side"].0);
+    for plat in ["linux/amd64", "linux/arm64"] {
+        assert!(
+            reg.layers(&side[plat])
+                .starts_with(&reg.layers(&base[plat])),
+            "side {plat} is not on base {plat}\n{}",
+            r1.context()
+        );
+    }
+    assert!(reg.digest(&p1["mid"].0).is_none(), "{}", r1.context());
+    let mid_amd64 = per_platform(&p1["mid"].0, "amd64").expect("mid's amd64 pushed");
+    assert!(
+        r1.log.contains("mid: no image for linux/arm64"),
+        "merge-1 names the missing platform\n{}",
+        r1.context()
+    );
+    // leaf: held at its gate, nothing pushed.
+    assert!(
+        r1.log
+            .contains("leaf is held back: its parent mid was not built in this run"),
+        "{}",
+        r1.context()
+    );
+    assert!(reg.digest(&p1["leaf"].0).is_none());
+    for arch in ["amd64", "arm64"] {
+        assert!(
+            per_platform(&p1["leaf"].0, arch).is_none(),
+            "leaf {arch} was built FROM a mid that was never merged\n{}",
+            r1.context()
+        );
+    }
+    assert!(!r1.promoted(), "{}", r1.context());
+
+    // 2. The re-run: mid's arm64 only, then leaf on the merged mid; promote.
+    let r2 = run("native-deep-repair", "");
+    r2.assert_ok();
+    let p2 = plan(&r2);
+    let to_build: Vec<&str> = NATIVE_DEEP_DAG
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| p2[*n].1)
+        .collect();
+    assert_eq!(to_build, ["mid", "leaf"], "{}", r2.context());
+    let mut expect = both(&["leaf"]);
+    expect.insert("mid linux/arm64 ubuntu-24.04-arm".into());
+    assert_eq!(built(&r2), expect, "{}", r2.context());
+    let base = index_children(&reg, &p2["base"].0);
+    let mid = index_children(&reg, &p2["mid"].0);
+    let leaf = index_children(&reg, &p2["leaf"].0);
+    assert_eq!(
+        mid["linux/amd64"],
+        mid_amd64,
+        "mid's amd64 from the first run is reused\n{}",
+        r2.context()
+    );
+    for plat in ["linux/amd64", "linux/arm64"] {
+        assert!(
+            reg.layers(&mid[plat]).starts_with(&reg.layers(&base[plat])),
+            "mid {plat} is not on base {plat}"
+        );
+        assert!(
+            reg.layers(&leaf[plat]).starts_with(&reg.layers(&mid[plat])),
+            "leaf {plat} is not on mid {plat}\n{}",
+            r2.context()
+        );
+    }
+    assert!(r2.promoted(), "{}", r2.context());
+    for (name, _) in NATIVE_DEEP_DAG {
+        assert_eq!(
+            reg.digest(&format!("{name}-latest")),
+            reg.digest(&p2[*name].0),
+            "{name}-latest\n{}",
+            r2.context()
+        );
+    }
+
+    // 3. Nothing changed: no build, no gate work, promote runs.
+    let r3 = run("native-deep-reuse", "");
+    r3.assert_ok();
+    assert_eq!(r3.out("need_build"), "");
+    assert_eq!(r3.out("merge_needed"), "");
+    assert!(r3.builds.is_empty(), "{}", r3.context());
+    assert!(r3.promoted(), "{}", r3.context());
+    [r1, r2, r3]
+}
+
+/// The e2e copy of the native workflow has the shipped files' jobs, `needs:`, `if:` guards,
+/// matrices and outputs (and, for GitHub, `runs-on`), and the same steps with an `id` (the depth
+/// check, each gate and its held check, the per-image and batch builds, the merges: their guards,
+/// the action's `level`/`command`/`batch`/`select`/`images`/`force`/`dry-run`), so the act runs
+/// above prove the shipped GitHub and Gitea files. Only the builds themselves (docker, simulated by
+/// skip-testkit), logins, runner labels of the Gitea file and the action's location differ.
 #[test]
 fn native_workflow_copy_matches_the_shipped_file() {
     let load = |p: &str| -> serde_yaml::Value {
         serde_yaml::from_str(&std::fs::read_to_string(root().join(p)).unwrap()).unwrap()
     };
-    let shipped = load("examples/workflows/github-native.yml");
-    let copy = load("tests/e2e/native.yml");
-    let jobs = |w: &serde_yaml::Value| -> Vec<String> {
-        w["jobs"]
+    let shape = |v: &serde_yaml::Value, runs_on: bool| -> Vec<String> {
+        v["jobs"]
             .as_mapping()
             .unwrap()
-            .keys()
-            .map(|k| k.as_str().unwrap().to_string())
+            .iter()
+            .map(|(k, j)| {
+                let steps: Vec<String> = j["steps"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s["id"].is_string())
+                    .map(|s| {
+                        let with: Vec<String> = [
+                            "level", "command", "batch", "select", "images", "force", "dry-run",
+                        ]
+                        .iter()
+                        .filter(|w| !s["with"][**w].is_null())
+                        .map(|w| format!("{w}={:?}", s["with"][*w]))
+                        .collect();
+                        let run = if s["id"] == "held" || s["id"] == "depth" {
+                            format!("{:?}", s["run"])
+                        } else {
+                            String::new()
+                        };
+                        format!("{:?} if={:?} with={with:?} {run}", s["id"], s["if"])
+                    })
+                    .collect();
+                format!(
+                    "{} needs={:?} if={:?} name={:?} runs-on={:?} matrix={:?} outputs={:?} steps={steps:?}",
+                    k.as_str().unwrap(),
+                    j["needs"],
+                    j["if"],
+                    j["name"],
+                    if runs_on { &j["runs-on"] } else { &serde_yaml::Value::Null },
+                    j["strategy"],
+                    j["outputs"],
+                )
+            })
             .collect()
     };
-    assert_eq!(jobs(&shipped), jobs(&copy));
-    for j in jobs(&shipped) {
-        for key in ["needs", "if", "runs-on", "strategy", "outputs"] {
+    let copy = load("tests/e2e/native.yml");
+    assert_eq!(
+        shape(&load("examples/workflows/github-native.yml"), true),
+        shape(&copy, true),
+        "github-native.yml"
+    );
+    assert_eq!(
+        shape(&load("examples/workflows/gitea-native.yml"), false),
+        shape(&copy, false),
+        "gitea-native.yml"
+    );
+    // Six levels, each after its gate (but level 0), each merged before the next gate.
+    let jobs: Vec<String> = copy["jobs"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    for n in 0..6 {
+        assert!(jobs.contains(&format!("build-{n}")), "{jobs:?}");
+        assert!(jobs.contains(&format!("merge-{n}")), "{jobs:?}");
+        if n > 0 {
             assert_eq!(
-                shipped["jobs"][j.as_str()][key],
-                copy["jobs"][j.as_str()][key],
-                "job {j}: `{key}` differs between the shipped workflow and its e2e copy"
+                copy["jobs"][format!("ready-{n}").as_str()]["needs"][1].as_str(),
+                Some(format!("merge-{}", n - 1).as_str())
             );
         }
     }
