@@ -195,6 +195,25 @@ pub(crate) struct Inner {
     /// Pull scopes the caller said it is about to ask ([`Client::expect_pulls`]), per API host:
     /// a token fetched for one of them asks for up to [`SCOPES_PER_TOKEN`] of them at once.
     pub(crate) pending_pulls: Mutex<HashMap<String, HashMap<String, RepoRef>>>,
+    pub(crate) requests: Counters,
+}
+
+/// Requests sent to registries (token requests not included), every attempt counted.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) get: std::sync::atomic::AtomicU64,
+    pub(crate) head: std::sync::atomic::AtomicU64,
+    pub(crate) other: std::sync::atomic::AtomicU64,
+}
+
+/// How many requests a client has sent, by method ([`Client::requests`]): what a run cost the
+/// registry (Docker Hub counts manifest GETs as pulls), for logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub get: u64,
+    pub head: u64,
+    /// PUT, POST, PATCH, DELETE.
+    pub other: u64,
 }
 
 /// The most repository scopes asked in one token request: 12,800 repositories (one per image)
@@ -244,8 +263,20 @@ impl Client {
                 sems: Mutex::new(HashMap::new()),
                 resolved: Mutex::new(HashMap::new()),
                 pending_pulls: Mutex::new(HashMap::new()),
+                requests: Counters::default(),
             }),
         })
+    }
+
+    /// Requests sent so far by this client and its clones, by method (every attempt).
+    pub fn requests(&self) -> RequestCounts {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.requests;
+        RequestCounts {
+            get: c.get.load(Relaxed),
+            head: c.head.load(Relaxed),
+            other: c.other.load(Relaxed),
+        }
     }
 
     /// Say which repositories are about to be read (probes of many repositories, one each): a
@@ -882,7 +913,16 @@ impl Client {
                 };
                 let status = resp.status().as_u16();
                 if status != 201 {
-                    return Err(self.http_error(&put.what, Sent { resp, attempts: 1 }).await);
+                    return Err(self
+                        .http_error(
+                            &put.what,
+                            Sent {
+                                resp,
+                                attempts: 1,
+                                permit: None,
+                            },
+                        )
+                        .await);
                 }
             }
             UploadMode::Chunked { chunk_size } => {

@@ -34,7 +34,9 @@ pub mod transport;
 pub mod trust;
 
 pub use auth::{AuthError, Credential, Credentials, Secret};
-pub use client::{Client, ClientOptions, CopyOutcome, HttpError, MountResult, Probe, UploadMode};
+pub use client::{
+    Client, ClientOptions, CopyOutcome, HttpError, MountResult, Probe, RequestCounts, UploadMode,
+};
 pub use error::{ErrorKind, TransportError};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, ParsedManifest, Platform};
 pub use platform::PlatformKey;

@@ -50,6 +50,10 @@ pub(crate) struct Call<'a> {
 pub(crate) struct Sent {
     pub(crate) resp: reqwest::Response,
     pub(crate) attempts: u32,
+    /// The host's concurrency permit, kept by [`Client::send_read`] until the body is read: a
+    /// permit released at the headers lets the next request start while this connection is still
+    /// busy with its body, so the pool opens (and later closes) connections beyond the limit.
+    pub(crate) permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The registry's JSON error body: `{"errors":[{"code","message"}]}`.
@@ -111,6 +115,17 @@ pub(crate) fn describe_reqwest(e: &reqwest::Error) -> String {
 }
 
 impl Client {
+    /// One more request of `method` sent (every attempt counts: retries cost the registry too).
+    pub(crate) fn count(&self, method: &Method) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.requests;
+        match *method {
+            Method::GET => c.get.fetch_add(1, Relaxed),
+            Method::HEAD => c.head.fetch_add(1, Relaxed),
+            _ => c.other.fetch_add(1, Relaxed),
+        };
+    }
+
     pub(crate) async fn resolve(&self, repo: &RepoRef) -> Resolved {
         let cell = {
             let mut m = self
@@ -455,6 +470,15 @@ impl Client {
     /// status except 401 (which becomes an [`AuthError`]); transport errors that persist
     /// become errors.
     pub(crate) async fn send(&self, call: &Call<'_>) -> Result<Sent> {
+        let mut sent = self.send_holding(call).await?;
+        sent.permit = None;
+        Ok(sent)
+    }
+
+    /// [`Client::send`], still holding the host's concurrency permit (in [`Sent::permit`]) for a
+    /// caller that reads a small body next. Never for streams: a blob stream holding a permit
+    /// while its upload waits for one could exhaust them.
+    pub(crate) async fn send_holding(&self, call: &Call<'_>) -> Result<Sent> {
         let host = call.repo.api_host().to_string();
         let sem = self.semaphore(&host);
         let mut attempt = 0u32;
@@ -485,15 +509,18 @@ impl Client {
             {
                 rb = rb.header(reqwest::header::CONTENT_LENGTH, "0");
             }
-            let result = {
-                let _permit = sem
-                    .acquire()
-                    .await
-                    .map_err(|_| anyhow!("client is shutting down"))?;
-                rb.send().await
-            };
+            let permit = sem
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| anyhow!("client is shutting down"))?;
+            self.count(&call.method);
+            let result = rb.send().await;
+            // Kept only for the answer returned; released before any 401 handshake or wait.
+            let mut permit = Some(permit);
             let wait = match result {
                 Err(e) => {
+                    drop(permit.take());
                     if attempt >= self.inner.policy.retries {
                         return Err(anyhow::Error::new(TransportError {
                             what: call.what.clone(),
@@ -508,6 +535,7 @@ impl Client {
                     let status = resp.status().as_u16();
                     debug!(what = %call.what, status, attempt, "registry answered");
                     if status == 401 {
+                        drop(permit.take());
                         let challenges: Vec<Challenge> = resp
                             .headers()
                             .get_all(reqwest::header::WWW_AUTHENTICATE)
@@ -577,6 +605,7 @@ impl Client {
                         continue;
                     }
                     if retryable_status(status) && attempt < self.inner.policy.retries {
+                        drop(permit.take());
                         let ra = header_str(resp.headers(), "retry-after")
                             .and_then(|v| parse_retry_after(&v, SystemTime::now()));
                         if let Some(r) = ra {
@@ -587,6 +616,7 @@ impl Client {
                         return Ok(Sent {
                             resp,
                             attempts: attempt + 1,
+                            permit: permit.take(),
                         });
                     }
                 }
@@ -618,8 +648,9 @@ impl Client {
     ) -> Result<Result<(HeaderMap, Bytes), Sent>> {
         let mut attempt = 0u32;
         loop {
-            let sent = self.send(call).await?;
+            let mut sent = self.send_holding(call).await?;
             if sent.resp.status().as_u16() != 200 {
+                sent.permit = None;
                 return Ok(Err(sent));
             }
             let headers = sent.resp.headers().clone();
@@ -631,7 +662,10 @@ impl Client {
                     );
                 }
             }
-            match read_limited(sent.resp, limit).await {
+            let permit = sent.permit.take();
+            let read = read_limited(sent.resp, limit).await;
+            drop(permit);
+            match read {
                 Ok(b) => return Ok(Ok((headers, b))),
                 Err(e)
                     if attempt < self.inner.policy.retries
@@ -670,6 +704,7 @@ impl Client {
                     .acquire()
                     .await
                     .map_err(|_| anyhow!("client is shutting down"))?;
+                self.count(&call.method);
                 rb.send()
                     .await
                     .map_err(|e| anyhow!("{}: {}", call.what, describe_reqwest(&e)))?
@@ -679,7 +714,11 @@ impl Client {
                 refused = auth;
                 continue;
             }
-            return Ok(Sent { resp, attempts: 1 });
+            return Ok(Sent {
+                resp,
+                attempts: 1,
+                permit: None,
+            });
         }
     }
 }
