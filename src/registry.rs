@@ -43,6 +43,32 @@ pub enum ProbeMode {
     List,
 }
 
+/// Requests in flight per registry host unless `SKIP_ACTION_MAX_CONNECTIONS` says otherwise.
+/// Measured in benches/scale.sh: against a local registry (CPU-bound, sharing 2 cores) 32 and 64
+/// are no faster than 16; a remote registry is latency-bound, where more can help, and where a
+/// registry's rate limits make more a risk — hence a knob, not a higher default.
+pub const DEFAULT_CONNECTIONS: usize = 16;
+
+/// The most a user may ask for: past this a registry sees a flood, not a client.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Requests in flight per registry host: `SKIP_ACTION_MAX_CONNECTIONS` (1 to
+/// [`MAX_CONNECTIONS`]) or, unset or empty, [`DEFAULT_CONNECTIONS`]. A value that is not such a
+/// number is an error that says so, never silently the default.
+pub fn connections() -> anyhow::Result<usize> {
+    // Empty counts as unset: `env: X: ${{ vars.X }}` of an unset variable is empty.
+    let v = std::env::var("SKIP_ACTION_MAX_CONNECTIONS").unwrap_or_default();
+    if v.trim().is_empty() {
+        return Ok(DEFAULT_CONNECTIONS);
+    }
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => Ok(n),
+        _ => Err(crate::error::usage(format!(
+            "SKIP_ACTION_MAX_CONNECTIONS is {v:?}; set it to a number from 1 to {MAX_CONNECTIONS} (requests in flight per registry), or unset it for {DEFAULT_CONNECTIONS}"
+        ))),
+    }
+}
+
 /// Make the client: credentials from the flags, then docker's config.json, then `GITHUB_TOKEN`.
 /// Secrets are masked in the runner's log before anything could print them.
 pub fn client(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Client> {
@@ -53,7 +79,7 @@ pub fn client(config: &Config, flags: &RegistryFlags) -> anyhow::Result<Client> 
     Client::new(ClientOptions {
         insecure_registries: config.insecure_registries.clone(),
         credentials: creds,
-        max_concurrency_per_host: 16,
+        max_concurrency_per_host: connections()?,
         auth_hint: auth_fix_hint,
         ..ClientOptions::default()
     })
@@ -110,8 +136,33 @@ pub async fn probe_all(
     deadline: Duration,
     mode: ProbeMode,
 ) -> Vec<Existence> {
+    probe_all_listed(client, config, hashes, deadline, mode)
+        .await
+        .existence
+}
+
+/// What [`probe_all_listed`] learned.
+#[derive(Debug, Default)]
+pub struct Probed {
+    /// One answer per image of the config, same order.
+    pub existence: Vec<Existence>,
+    /// The tags of each repository asked with `tags/list`, by repository as written in the
+    /// config: `runners:`' per-platform tags are answered from the same list (one snapshot of
+    /// the repository, as for the content tags) instead of one HEAD each.
+    pub listed: HashMap<String, Arc<HashSet<String>>>,
+}
+
+/// [`probe_all`], keeping each listed repository's tags.
+pub async fn probe_all_listed(
+    client: &Client,
+    config: &Config,
+    hashes: &[ImageHash],
+    deadline: Duration,
+    mode: ProbeMode,
+) -> Probed {
     let deadline = tokio::time::Instant::now() + deadline;
     let mut answers: Vec<Option<Existence>> = vec![None; hashes.len()];
+    let mut listed: HashMap<String, Arc<HashSet<String>>> = HashMap::new();
 
     // Group by repository.
     let mut by_repo: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -139,6 +190,7 @@ pub async fn probe_all(
                             Existence::Absent
                         });
                     }
+                    listed.insert(repo.to_string(), Arc::new(tags));
                     continue;
                 }
                 Ok(Err(e)) => {
@@ -189,14 +241,85 @@ pub async fn probe_all(
             });
         }
     }
-    answers
+    let existence = answers
         .into_iter()
         .map(|a| {
             a.unwrap_or(Existence::Unknown {
                 reason: "the probe task failed".into(),
             })
         })
-        .collect()
+        .collect();
+    Probed { existence, listed }
+}
+
+/// decide's manifest reads: each (repository, reference) fetched at most once per run, however
+/// many checks need it. A parent is read once, not once per child (6 bases under 12,800
+/// children), and a content tag that the base check and the `runners:` platform check both
+/// read is one GET. One run judges one snapshot: a tag read twice could otherwise change between
+/// the reads, and the check would judge an image other than the one reused. Concurrent askers of
+/// one reference wait for one request. A 404 is remembered (as the 404 it was); other errors are
+/// not, so a later asker tries again. Only for decide's reads: nothing here is written.
+#[derive(Clone)]
+pub struct ManifestReads {
+    client: Client,
+    cells: Arc<std::sync::Mutex<HashMap<(RepoRef, String), Arc<tokio::sync::OnceCell<Read>>>>>,
+}
+
+#[derive(Clone)]
+enum Read {
+    Found(skip_registry::Manifest),
+    NotFound(skip_registry::HttpError),
+}
+
+impl ManifestReads {
+    pub fn new(client: &Client) -> ManifestReads {
+        ManifestReads {
+            client: client.clone(),
+            cells: Arc::default(),
+        }
+    }
+
+    /// The manifest behind `reference` (a tag or a digest), as [`Client::get_manifest`] returns it.
+    pub async fn get(
+        &self,
+        repo: &RepoRef,
+        reference: &str,
+    ) -> anyhow::Result<skip_registry::Manifest> {
+        let cell = {
+            let mut m = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+            m.entry((repo.clone(), reference.to_string()))
+                .or_default()
+                .clone()
+        };
+        let read = cell
+            .get_or_try_init(|| async {
+                match self.client.get_manifest(repo, reference).await {
+                    Ok(m) => Ok(Read::Found(m)),
+                    Err(e) => match e
+                        .chain()
+                        .find_map(|c| c.downcast_ref::<skip_registry::HttpError>())
+                    {
+                        Some(h) if h.status == 404 => Ok(Read::NotFound(h.clone())),
+                        _ => Err(e),
+                    },
+                }
+            })
+            .await?;
+        match read {
+            Read::Found(m) => Ok(m.clone()),
+            Read::NotFound(h) => Err(anyhow::Error::new(h.clone())),
+        }
+    }
+
+    /// The client the reads go through (for what is not a manifest read).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// How many distinct manifests were asked for (each read once).
+    pub fn distinct(&self) -> usize {
+        self.cells.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 /// Digests of outside images of `upstream: digest` images, by reference as written.
@@ -242,7 +365,7 @@ pub async fn resolve_upstream(
 /// Every read is a manifest GET, which Docker Hub counts as a pull: callers ask only about
 /// images that would otherwise be reused, and their parents.
 pub async fn read_found(
-    client: &Client,
+    reads: &ManifestReads,
     config: &Config,
     hashes: &[ImageHash],
     existence: &[Existence],
@@ -253,7 +376,7 @@ pub async fn read_found(
     let mut out: Vec<Option<Result<crate::lineage::Found, String>>> = vec![None; hashes.len()];
     let mut set = tokio::task::JoinSet::new();
     for &i in which {
-        let client = client.clone();
+        let reads = reads.clone();
         let repo = config.images[i].repo.clone();
         let reference = match &existence[i] {
             Existence::Present {
@@ -263,7 +386,7 @@ pub async fn read_found(
         };
         set.spawn(async move {
             let read = async {
-                read_one(&client, &repo, &reference)
+                read_one(&reads, &repo, &reference)
                     .await
                     .map_err(|e| format!("{e:#}"))
             };
@@ -289,12 +412,12 @@ pub async fn read_found(
 
 /// One content tag as [`crate::lineage::Found`], with the layers of every platform image.
 async fn read_one(
-    client: &Client,
+    reads: &ManifestReads,
     repo: &RepoRef,
     reference: &str,
 ) -> anyhow::Result<crate::lineage::Found> {
-    let m = client
-        .get_manifest(repo, reference)
+    let m = reads
+        .get(repo, reference)
         .await
         .with_context(|| format!("{repo}:{reference}"))?;
     let mut found = crate::lineage::Found::from_manifest(m)
@@ -307,8 +430,8 @@ async fn read_one(
         .map(|(k, pi)| {
             let digest = pi.digest.clone();
             async move {
-                let m = client
-                    .get_manifest(repo, &digest)
+                let m = reads
+                    .get(repo, &digest)
                     .await
                     .with_context(|| format!("{repo}@{digest}"))?;
                 match m.parse()? {
@@ -336,31 +459,57 @@ async fn read_one(
 
 /// With `runners:`: for each image built per platform, the platforms its content tag holds
 /// (read from its manifest when present) and, for each platform it lacks, whether the
-/// per-platform tag exists and sits on its `FROM` parents (`from`, from
-/// [`crate::lineage::from_parents`]). One answer per image (`None` without `runners:`), same order.
-/// Everything is bounded by `deadline`; what is not answered in time is an error or `Unknown`,
-/// which builds.
+/// per-platform tag exists (from the repository's `tags/list` when the probe listed it, else a
+/// HEAD) and sits on its `FROM` parents (`from`, from [`crate::lineage::from_parents`]). One
+/// answer per image (`None` without `runners:`), same order. Images `settled` (every platform
+/// builds whatever the registry holds: forced, or the content tag exists or is unknown but the
+/// plan builds it) are not asked about: [`crate::fanout::refine`] builds all their platforms
+/// without reading the answers. Everything is bounded by `deadline`; what is not answered in
+/// time is an error or `Unknown`, which builds.
 pub async fn probe_platforms(
-    client: &Client,
+    reads: &ManifestReads,
     config: &Config,
     hashes: &[ImageHash],
-    existence: &[Existence],
+    probed: &Probed,
+    settled: &[bool],
     from: &[Vec<usize>],
     deadline: Duration,
 ) -> Vec<Option<crate::fanout::PlatformAnswers>> {
     let deadline = tokio::time::Instant::now() + deadline;
+    let existence = &probed.existence;
     let mut set = tokio::task::JoinSet::new();
+    let mut out: Vec<Option<crate::fanout::PlatformAnswers>> = vec![None; config.images.len()];
     for (i, spec) in config.images.iter().enumerate() {
         if spec.runners.is_empty() {
             continue;
         }
-        let client = client.clone();
+        if settled.get(i).copied().unwrap_or(false) {
+            out[i] = Some(crate::fanout::PlatformAnswers::default());
+            continue;
+        }
+        let reads = reads.clone();
         let repo = spec.repo.clone();
         let tag = hashes[i].tag.clone();
         let platforms = spec.platforms.clone();
         let present = matches!(existence[i], Existence::Present { .. });
+        // The content tag by the digest the probe saw when it gave one: the same image (and the
+        // same read) as the base check's.
+        let content_ref = match &existence[i] {
+            Existence::Present {
+                digest: Some(digest),
+            } => digest.clone(),
+            _ => tag.clone(),
+        };
+        let listed = probed.listed.get(spec.repository.as_str()).cloned();
         set.spawn(async move {
-            let work = platform_answers(&client, &repo, &tag, &platforms, present);
+            let work = platform_answers(
+                &reads,
+                &repo,
+                (&tag, &content_ref),
+                &platforms,
+                present,
+                listed,
+            );
             let a = match tokio::time::timeout_at(deadline, work).await {
                 Ok(a) => a,
                 Err(_) => crate::fanout::PlatformAnswers {
@@ -383,13 +532,12 @@ pub async fn probe_platforms(
             (i, a)
         });
     }
-    let mut out: Vec<Option<crate::fanout::PlatformAnswers>> = vec![None; config.images.len()];
     while let Some(res) = set.join_next().await {
         if let Ok((i, a)) = res {
             out[i] = Some(a);
         }
     }
-    check_platform_lineage(client, config, hashes, from, &mut out, deadline).await;
+    check_platform_lineage(reads, config, hashes, from, settled, &mut out, deadline).await;
     out
 }
 
@@ -400,10 +548,11 @@ pub async fn probe_platforms(
 /// run, and the child's platform with it (the cascade), so it needs no check here. Anything that
 /// cannot be read marks the platform stale: it builds.
 async fn check_platform_lineage(
-    client: &Client,
+    reads: &ManifestReads,
     config: &Config,
     hashes: &[ImageHash],
     from: &[Vec<usize>],
+    settled: &[bool],
     answers: &mut [Option<crate::fanout::PlatformAnswers>],
     deadline: tokio::time::Instant,
 ) {
@@ -412,7 +561,13 @@ async fn check_platform_lineage(
     for (i, spec) in config.images.iter().enumerate() {
         let Some(a) = &answers[i] else { continue };
         let parents = from.get(i).cloned().unwrap_or_default();
-        if parents.is_empty() {
+        // A settled parent builds every platform in this run, so refine builds every platform
+        // of this child too (rule 2 of crate::fanout): nothing to check.
+        if parents.is_empty()
+            || parents
+                .iter()
+                .any(|&j| settled.get(j).copied().unwrap_or(false))
+        {
             continue;
         }
         for (p, e) in &a.per_platform {
@@ -442,11 +597,13 @@ async fn check_platform_lineage(
             jobs.push((i, p.clone(), key, spec.repo.clone(), child_ref, parent_refs));
         }
     }
-    let checks = jobs
-        .into_iter()
-        .map(|(i, p, key, repo, child_ref, parent_refs)| async move {
+    let expected: Vec<(usize, String)> = jobs.iter().map(|j| (j.0, j.1.clone())).collect();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, p, key, repo, child_ref, parent_refs) in jobs {
+        let reads = reads.clone();
+        set.spawn(async move {
             let work = async {
-                let Some(child) = platform_image(client, &repo, &child_ref, &key).await? else {
+                let Some(child) = platform_image(&reads, &repo, &child_ref, &key).await? else {
                     return Ok::<Option<String>, anyhow::Error>(Some(format!(
                         "{child_ref} has no {p} image"
                     )));
@@ -454,7 +611,7 @@ async fn check_platform_lineage(
                 let mut parents = Vec::new();
                 for (name, prepo, r) in &parent_refs {
                     // Not found: the parent builds this platform now, and the child with it.
-                    if let Some(pi) = platform_image(client, prepo, r, &key).await? {
+                    if let Some(pi) = platform_image(&reads, prepo, r, &key).await? {
                         parents.push((name.clone(), pi));
                     } else {
                         return Ok(None);
@@ -490,9 +647,24 @@ async fn check_platform_lineage(
             };
             (i, p, verdict)
         });
-    for (i, p, verdict) in futures_util::future::join_all(checks).await {
+    }
+    let mut checked = std::collections::HashSet::new();
+    while let Some(res) = set.join_next().await {
+        // A task that failed to run leaves its platform unchecked: stale below, so it builds.
+        let Ok((i, p, verdict)) = res else { continue };
+        checked.insert((i, p.clone()));
         if let (Some(why), Some(a)) = (verdict, answers[i].as_mut()) {
             a.stale.insert(p, why);
+        }
+    }
+    for (i, p) in expected {
+        if !checked.contains(&(i, p.clone())) {
+            if let Some(a) = answers[i].as_mut() {
+                a.stale.insert(
+                    p,
+                    "its parent check did not finish; building to be safe".into(),
+                );
+            }
         }
     }
 }
@@ -501,13 +673,13 @@ async fn check_platform_lineage(
 /// when it is single-platform (a per-platform tag), or its index's entry for the platform.
 /// `None` when the reference does not exist or holds no such platform.
 async fn platform_image(
-    client: &Client,
+    reads: &ManifestReads,
     repo: &RepoRef,
     reference: &str,
     platform: &skip_registry::PlatformKey,
 ) -> anyhow::Result<Option<crate::lineage::PlatformImage>> {
     use skip_registry::manifest::ParsedManifest;
-    let m = match client.get_manifest(repo, reference).await {
+    let m = match reads.get(repo, reference).await {
         Ok(m) => m,
         Err(e) if skip_registry::ErrorKind::of(&e) == skip_registry::ErrorKind::NotFound => {
             return Ok(None)
@@ -525,8 +697,8 @@ async fn platform_image(
             }) else {
                 return Ok(None);
             };
-            let child = client
-                .get_manifest(repo, &d.digest)
+            let child = reads
+                .get(repo, &d.digest)
                 .await
                 .with_context(|| format!("reading {reference}'s {platform} image"))?;
             match child.parse()? {
@@ -545,16 +717,17 @@ async fn platform_image(
 }
 
 async fn platform_answers(
-    client: &Client,
+    reads: &ManifestReads,
     repo: &RepoRef,
-    tag: &str,
+    (tag, content_ref): (&str, &str),
     platforms: &[String],
     present: bool,
+    listed: Option<Arc<HashSet<String>>>,
 ) -> crate::fanout::PlatformAnswers {
     use skip_registry::PlatformKey;
     let content = if present {
         Some(
-            content_platforms(client, repo, tag)
+            content_platforms(reads, repo, content_ref)
                 .await
                 .map_err(|e| format!("{e:#}")),
         )
@@ -569,9 +742,20 @@ async fn platform_answers(
         .iter()
         .filter(|p| !PlatformKey::parse(p).is_ok_and(|k| held.contains(&k)))
         .collect();
+    let listed = &listed;
     let probes = lacking.iter().map(|p| async move {
         let t = crate::fanout::platform_tag(tag, p);
-        let e = match client.probe(repo, &t).await {
+        // Listed: the repository's tags/list answers (no digest: the lineage check reads the
+        // manifest of any it would reuse, by this tag).
+        if let Some(tags) = listed {
+            let e = if tags.contains(&t) {
+                Existence::Present { digest: None }
+            } else {
+                Existence::Absent
+            };
+            return ((*p).clone(), e);
+        }
+        let e = match reads.client().probe(repo, &t).await {
             Probe::Present { digest, .. } => Existence::Present {
                 digest: Some(digest),
             },
@@ -593,12 +777,12 @@ async fn platform_answers(
 /// The platforms a content tag holds: its index's image entries, or a single-arch manifest's
 /// platform from its config blob.
 pub async fn content_platforms(
-    client: &Client,
+    reads: &ManifestReads,
     repo: &RepoRef,
     tag: &str,
 ) -> anyhow::Result<Vec<skip_registry::PlatformKey>> {
-    let m = client
-        .get_manifest(repo, tag)
+    let m = reads
+        .get(repo, tag)
         .await
         .with_context(|| format!("reading {tag}"))?;
     let found = crate::lineage::Found::from_manifest(m)?;
@@ -609,7 +793,8 @@ pub async fn content_platforms(
     let cfg = parsed
         .config()
         .context("the manifest has no config descriptor")?;
-    let blob = client
+    let blob = reads
+        .client()
         .get_blob(repo, &cfg.digest, 1 << 20)
         .await
         .with_context(|| format!("reading the config blob of {tag}"))?;

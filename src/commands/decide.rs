@@ -29,13 +29,14 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     };
     let hashed_ms = started.elapsed().as_millis();
     let probe_started = std::time::Instant::now();
-    let mut existence = rt.block_on(crate::registry::probe_all(
+    let mut probed = rt.block_on(crate::registry::probe_all_listed(
         &client,
         &config,
         &hashes,
         flags.timeout,
         probe_mode,
     ));
+    let existence = &mut probed.existence;
     // An image whose hash lacks an upstream digest cannot be judged by its tag: it is unknown to
     // the registry, and `on-registry-error` decides (build, or fail naming it).
     for (e, h) in existence.iter_mut().zip(&hashes) {
@@ -45,7 +46,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             };
         }
     }
-    for (img, e) in config.images.iter().zip(&existence) {
+    for (img, e) in config.images.iter().zip(existence.iter()) {
         if let plan::Existence::Unknown { reason } = e {
             crate::github::warning(&format!(
                 "{}: could not check {} ({reason}); it will be built",
@@ -56,14 +57,16 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     // Reuse is verified, not assumed: an image whose tag exists must sit on its parents' current
     // push (promote's judge, crate::lineage). Asked only about what would otherwise be reused.
     let from = crate::lineage::from_parents(&config, &discovery);
-    let check = crate::lineage::to_check(&from, &plan::built_anyway(&config, &existence, &force));
+    let check = crate::lineage::to_check(&from, &plan::built_anyway(&config, existence, &force));
     let read = crate::lineage::to_read(&from, &check);
+    // Every manifest decide reads goes through one per-run cache: each is fetched once.
+    let reads = crate::registry::ManifestReads::new(&client);
     let found = if read.is_empty() {
         vec![None; config.images.len()]
     } else {
         let left = flags.timeout.saturating_sub(probe_started.elapsed());
         rt.block_on(crate::registry::read_found(
-            &client, &config, &hashes, &existence, &read, left,
+            &reads, &config, &hashes, existence, &read, left,
         ))
     };
     let names: Vec<&str> = config.images.iter().map(|s| s.name.as_str()).collect();
@@ -85,19 +88,39 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             .count(),
         "base check"
     );
-    let mut decisions = plan::decide_checked(&config, &existence, &base, &force, on_error)?;
+    let mut decisions = plan::decide_checked(&config, &probed.existence, &base, &force, on_error)?;
     if config.per_platform() {
         // `runners:`: which platforms each image lacks, and which per-platform images exist.
+        // Images every platform of which builds whatever the registry holds (refine's rule 1)
+        // are not asked about.
+        let settled: Vec<bool> = config
+            .images
+            .iter()
+            .zip(&probed.existence)
+            .zip(&decisions)
+            .map(|((img, e), d)| {
+                force.covers(&img.name) || (d.need_build && *e != plan::Existence::Absent)
+            })
+            .collect();
         let answers = rt.block_on(crate::registry::probe_platforms(
-            &client,
+            &reads,
             &config,
             &hashes,
-            &existence,
+            &probed,
+            &settled,
             &from,
             flags.timeout,
         ));
-        crate::fanout::refine(&config, &existence, &force, &answers, &mut decisions);
+        crate::fanout::refine(&config, &probed.existence, &force, &answers, &mut decisions);
     }
+    let requests = client.requests();
+    tracing::info!(
+        manifests = reads.distinct(),
+        requests_get = requests.get,
+        requests_head = requests.head,
+        requests_other = requests.other,
+        "registry reads"
+    );
     warn_unset_platforms(&config);
     let max_level = config.images.iter().map(|s| s.level).max().unwrap_or(0);
     if let Some(w) = crate::outputs::deep_config_warning(max_level) {
