@@ -659,3 +659,34 @@ fn an_unreachable_upstream_follows_on_registry_error_for_its_images_only() {
     assert_ne!(d.code, Some(0));
     assert!(d.stderr.contains("base"), "{}", d.stderr);
 }
+
+/// `SKIP_ACTION_MAX_CONNECTIONS` (requests in flight per registry, for benchmarks and slow
+/// remote registries): a bad value is refused with the fix and nothing written; one connection
+/// (every request, and every manifest body, waiting for the one before) gives the default's
+/// answer.
+#[test]
+fn max_connections_is_checked_and_one_connection_gives_the_same_answer() {
+    let reg = TestRegistry::start_open().unwrap();
+    let ws = devbox_at(&reg.host());
+    let tags = tags_of(&ws);
+    publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
+    for bad in ["0", "lots", "257", "-1"] {
+        let d = decide(&ws, &[], &[("SKIP_ACTION_MAX_CONNECTIONS", bad)]);
+        assert_eq!(d.code, Some(2), "{bad:?}: {}", d.stderr);
+        assert!(
+            d.stderr.contains("SKIP_ACTION_MAX_CONNECTIONS") && d.stderr.contains("1 to 256"),
+            "{}",
+            d.stderr
+        );
+        assert!(d.out.is_empty(), "outputs written on refusal: {:?}", d.out);
+    }
+    let default = decide(&ws, &[], &[]);
+    assert_eq!(default.code, Some(0), "{}", default.stderr);
+    // Everything present: every image with a parent is read for the base check.
+    assert_eq!(default.get("build_count"), "0", "{}", default.stderr);
+    for n in ["1", "64", ""] {
+        let d = decide(&ws, &[], &[("SKIP_ACTION_MAX_CONNECTIONS", n)]);
+        assert_eq!(d.code, Some(0), "{n}: {}", d.stderr);
+        assert_eq!(d.out, default.out, "{n}");
+    }
+}

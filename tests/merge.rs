@@ -53,6 +53,33 @@ fn decide(ws: &Ws, extra: &[&str]) -> Run {
     r
 }
 
+/// `decide` as [`decide`] with no flags (one HEAD per tag here: fewer than 16 images), and again
+/// with `--probe list`, where one `tags/list` answers the content tags and the per-platform tags
+/// alike: the same builds, platforms, reasons and merges either way. Returns the first.
+fn decide_both(ws: &Ws) -> Run {
+    let head = decide(ws, &[]);
+    let list = decide(ws, &["--probe", "list"]);
+    for k in ["matrix", "merge_levels", "need_build", "build_count"] {
+        assert_eq!(
+            head.outputs.get(k),
+            list.outputs.get(k),
+            "{k}: HEAD {}\nlist {}",
+            head.log(),
+            list.log()
+        );
+    }
+    // The plan without the digests a HEAD gives and a tag list does not.
+    let plan = |r: &Run| {
+        let mut p = r.json("plan");
+        for e in p.as_array_mut().unwrap() {
+            e.as_object_mut().unwrap().remove("digest");
+        }
+        p
+    };
+    assert_eq!(plan(&head), plan(&list));
+    head
+}
+
 /// The entries of decide's `matrix` as (name, platform) pairs.
 fn entries(r: &Run) -> BTreeSet<(String, String)> {
     r.json("matrix")["include"]
@@ -294,7 +321,7 @@ fn partial_image_is_refused_then_completed_and_reused() {
     assert_eq!(r.json("merged")[0]["status"], "missing");
 
     // decide asks only for base's arm64 (and all of app, which does not exist yet).
-    let r = decide(&ws, &[]);
+    let r = decide_both(&ws);
     assert_eq!(
         entries(&r),
         pairs(&[
@@ -328,7 +355,7 @@ fn partial_image_is_refused_then_completed_and_reused() {
     assert_eq!(children[0]["size"], base_amd.manifest.len());
 
     // app level: decide (now base is complete) asks for app only, both platforms.
-    let r = decide(&ws, &[]);
+    let r = decide_both(&ws);
     assert_eq!(
         entries(&r),
         pairs(&[("app", "linux/amd64"), ("app", "linux/arm64")])
@@ -340,7 +367,7 @@ fn partial_image_is_refused_then_completed_and_reused() {
     assert!(r.ok(), "{}", r.log());
 
     // Everything reused now.
-    let r = decide(&ws, &[]);
+    let r = decide_both(&ws);
     assert_eq!(r.outputs["need_build"], "", "{}", r.log());
     assert_eq!(r.outputs["merge_needed"], "");
     assert_eq!(r.json("matrix")["include"], json!([]));
@@ -510,7 +537,7 @@ fn a_content_tag_lacking_a_platform_is_repaired_for_that_platform() {
         .unwrap();
         amd
     });
-    let r = decide(&ws, &[]);
+    let r = decide_both(&ws);
     assert!(
         entries(&r).contains(&("base".into(), "linux/arm64".into()))
             && !entries(&r).contains(&("base".into(), "linux/amd64".into())),
@@ -539,7 +566,7 @@ fn a_platform_image_not_on_the_current_parent_is_built_again() {
     // app's arm64 sits on the current base; its amd64 was built on another base push.
     rt.block_on(push_platform(&p, &tags["app"], "arm64", Some(&base_arm)));
     rt.block_on(push_platform(&p, &tags["app"], "amd64", None));
-    let r = decide(&ws, &[]);
+    let r = decide_both(&ws);
     assert_eq!(entries(&r), pairs(&[("app", "linux/amd64")]), "{}", r.log());
     let reason = r.json("plan")[1]["reason"].as_str().unwrap().to_string();
     assert!(
@@ -551,7 +578,7 @@ fn a_platform_image_not_on_the_current_parent_is_built_again() {
     rt.block_on(push_platform(&p, &tags["app"], "amd64", Some(&base_amd)));
     let r = run(&ws, &["merge", "--images", "app"]);
     assert!(r.ok(), "{}", r.log());
-    let r = decide(&ws, &[]);
+    let r = decide_both(&ws);
     assert_eq!(r.outputs["need_build"], "", "{}", r.log());
 }
 
@@ -599,4 +626,55 @@ fn runners_config_refusals_name_the_key_and_the_fix() {
     ws.write("Dockerfile", "FROM alpine:3.20\n");
     let o = ws.run(&["hash"]);
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn decide_reads_each_manifest_once_and_answers_platform_tags_from_the_tag_list() {
+    let rt = rt();
+    let reg = TestRegistry::start_open().unwrap();
+    let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
+    let ws = workspace(&proxy.host());
+    let tags = tags(&ws);
+    let p = reg.pusher();
+    // base merged; app pushed per platform on it, not merged yet.
+    let base_amd = rt.block_on(push_platform(&p, &tags["base"], "amd64", None));
+    let base_arm = rt.block_on(push_platform(&p, &tags["base"], "arm64", None));
+    let r = run(&ws, &["merge", "--images", "base"]);
+    assert!(r.ok(), "{}", r.log());
+    rt.block_on(push_platform(&p, &tags["app"], "amd64", Some(&base_amd)));
+    rt.block_on(push_platform(&p, &tags["app"], "arm64", Some(&base_arm)));
+    let before = proxy.requests().len();
+    let r = decide(&ws, &["--probe", "list"]);
+    // Both of app's platforms reused from their per-platform tags (each checked on base's
+    // current image of its platform), app listed for merge.
+    assert_eq!(r.outputs["need_build"], "", "{}", r.log());
+    assert_eq!(r.json("merge_levels"), json!(["", "app"]), "{}", r.log());
+    let seen: Vec<_> = proxy.requests()[before..].to_vec();
+    assert!(
+        seen.iter().all(|q| q.method != "HEAD"),
+        "the tag list answers every tag: {:?}",
+        seen.iter()
+            .map(|q| (&q.method, &q.target))
+            .collect::<Vec<_>>()
+    );
+    let mut gets: BTreeMap<&str, usize> = BTreeMap::new();
+    for q in seen.iter().filter(|q| q.method == "GET") {
+        *gets.entry(q.target.as_str()).or_default() += 1;
+    }
+    assert!(
+        gets.values().all(|&n| n == 1),
+        "each manifest read once: {gets:?}"
+    );
+    // base's index is read (for its platforms and as app's parent) once, app's per-platform
+    // images and base's platform images once each.
+    let base_index = format!("/v2/{PATH}/manifests/{}", tags["base"]);
+    assert_eq!(gets.get(base_index.as_str()), Some(&1), "{gets:?}");
+    for arch in ["amd64", "arm64"] {
+        let t = format!("/v2/{PATH}/manifests/{}-linux-{arch}", tags["app"]);
+        assert_eq!(gets.get(t.as_str()), Some(&1), "{gets:?}");
+    }
+    for d in [&base_amd.digest, &base_arm.digest] {
+        let t = format!("/v2/{PATH}/manifests/{d}");
+        assert_eq!(gets.get(t.as_str()), Some(&1), "{gets:?}");
+    }
 }
