@@ -2,8 +2,8 @@
 # Probe benchmark: `skip-action decide` against a local registry (Debian docker-registry) vs
 #   - a `docker manifest inspect` loop, a `skopeo inspect` loop (the hand-written shell's way),
 #   - one curl reusing one connection for every HEAD (the floor for one-by-one probing),
-# for 200 existing + 200 missing tags; then decide for 12,800 images (100 × 128 matrix, six bases)
-# in one repository, with memory. Prints Markdown (also to benches/results/decide.md).
+# for 200 existing + 200 missing tags. decide at 12,806 images is benches/scale.sh. Prints
+# Markdown (also to benches/results/decide.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
@@ -24,7 +24,7 @@ images:
     tag: "{variant}-{hash}"
 YML
 printf 'FROM scratch\nARG n\n' > "$work/p400/Dockerfile"
-(cd "$work/p400" && "$bin" hash --json) | python3 -c 'import json,sys; [print(i["tag"]) for i in json.load(sys.stdin)["images"]]' > "$work/tags400"
+tags_of "$work/p400" > "$work/tags400"
 head -200 "$work/tags400" | python3 benches/registry_fixture.py "$REGISTRY" bench/p400
 
 decide400() { (cd "$work/p400" && GITHUB_OUTPUT=$work/out400 "$bin" decide --json); }
@@ -50,36 +50,6 @@ t_curl=$(best_of 3 curl_one_conn)
 t_skopeo=$(best_of 1 skopeo_loop)
 t_docker=$(best_of 1 docker_loop)
 
-# --- 12,800 images in one repository: 6 bases × (100 benchmarks × 128 agents, parent by axis) ---
-mkdir -p "$work/big"
-cat > "$work/big/skip-action.yml" <<YML
-version: 1
-repository: $REGISTRY/bench/big
-images:
-  base:
-    dockerfile: Dockerfile.base
-    matrix:
-      distro: [d0, d1, d2, d3, d4, d5]
-    tag: "base-{variant}-{hash}"
-  app:
-    from: "base/{distro}"
-    dockerfile: Dockerfile.app
-    matrix:
-      bench: [$(seq -s, 1 100)]
-      agent: [$(seq -s, 1 128)]
-      include:
-$(for a in $(seq 1 128); do echo "        - { agent: $a, distro: d$((a % 6)) }"; done)
-    tag: "{bench}-{agent}-{hash}"
-YML
-printf 'FROM scratch\nARG distro\n' > "$work/big/Dockerfile.base"
-printf 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG bench\nARG agent\n' > "$work/big/Dockerfile.app"
-(cd "$work/big" && "$bin" hash --json) | python3 -c 'import json,sys; [print(i["tag"]) for i in json.load(sys.stdin)["images"]]' > "$work/tagsbig"
-n_big=$(wc -l < "$work/tagsbig")
-awk 'NR % 2 == 0' "$work/tagsbig" | python3 benches/registry_fixture.py "$REGISTRY" bench/big
-decide_big() { (cd "$work/big" && GITHUB_OUTPUT=$work/outbig "$bin" decide --json); }
-t_big=$(best_of 3 decide_big)
-mem_big=$( { /usr/bin/time -f '%M' bash -c "cd $work/big && GITHUB_OUTPUT=$work/outbig $bin decide --json >/dev/null"; } 2>&1 | tail -1)
-
 mkdir -p benches/results
 {
   echo "| probing 400 tags (200 present, 200 missing) | seconds | vs skip-action |"
@@ -89,5 +59,5 @@ mkdir -p benches/results
     printf '| %s | %s | %.1f× |\n' "$name" "$t" "$(echo "$t / $t_ours" | bc -l)"
   done
   echo
-  printf 'decide for %d images in one repository (half present): %ss, peak memory %d MiB.\n' "$n_big" "$t_big" "$((mem_big / 1024))"
+  echo "Load average at the end: $(load_avg). decide at 12,806 images: benches/scale.sh."
 } | tee benches/results/decide.md

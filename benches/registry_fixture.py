@@ -1,22 +1,50 @@
 #!/usr/bin/env python3
-"""Push one tiny OCI image under many tags of a local registry, over one keep-alive connection.
+"""Push tiny OCI images under many tags of a local registry, over a few keep-alive connections.
 
-Usage: registry_fixture.py HOST:PORT REPO < tags.txt
-Stdlib only, so benchmarks need nothing beyond Debian's docker-registry and python3.
+Usage: registry_fixture.py HOST:PORT REPO [--index P1,P2 | --per-platform P1,P2] [--urls FILE] < tags.txt
+
+- default: a single-arch image under each tag;
+- --index: for each tag, one image per platform and an OCI index of them under the tag (what
+  `merge` writes);
+- --per-platform: for each tag and platform, that platform's image under `<tag>-<os>-<arch>`
+  (what a platform job of `runners:` pushes before merge).
+
+Every manifest carries the tag in an annotation, so each tag has its own digest (a reader cannot
+get away with reading one manifest for all), and every image's layers are the same one layer, so
+each child sits on its parent (the base check passes). --urls appends, per tag, the manifest
+paths a reader needs to judge it (the tag; with --index, each platform's manifest by digest):
+the peer tool's requests for the floor. Stdlib only, so benchmarks need nothing beyond Debian's
+docker-registry and python3.
 """
+import argparse
 import hashlib
 import http.client
 import json
 import sys
+import threading
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+CONNECTIONS = 4
+
 
 def main():
-    host, repo = sys.argv[1], sys.argv[2]
+    ap = argparse.ArgumentParser()
+    ap.add_argument("host")
+    ap.add_argument("repo")
+    ap.add_argument("--index", default="")
+    ap.add_argument("--per-platform", default="")
+    ap.add_argument("--urls", default="")
+    a = ap.parse_args()
+    host, repo = a.host, a.repo
     tags = [t.strip() for t in sys.stdin if t.strip()]
-    conn = http.client.HTTPConnection(host, timeout=30)
+    local = threading.local()
 
     def request(method, path, body=None, headers=None):
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection(host, timeout=60)
+        local.conn.request(method, path, body=body, headers=headers or {})
+        r = local.conn.getresponse()
         data = r.read()
         if r.status >= 300:
             raise SystemExit(f"{method} {path}: {r.status} {data[:200]!r}")
@@ -33,19 +61,85 @@ def main():
         return digest, len(data)
 
     layer = blob(b"skip-action benchmark layer")
-    config = blob(json.dumps({"architecture": "amd64", "os": "linux",
-                              "rootfs": {"type": "layers", "diff_ids": [layer[0]]}}).encode())
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": config[0], "size": config[1]},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer[0], "size": layer[1]}],
-    }).encode()
-    for t in tags:
-        request("PUT", f"/v2/{repo}/manifests/{t}", body=manifest,
-                headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    configs = {}
+
+    def config_for(platform):
+        if platform not in configs:
+            os_, arch = platform.split("/")[:2]
+            configs[platform] = blob(json.dumps({
+                "architecture": arch, "os": os_,
+                "rootfs": {"type": "layers", "diff_ids": [layer[0]]}}).encode())
+        return configs[platform]
+
+    def image(platform, tag):
+        c = config_for(platform)
+        return json.dumps({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": c[0], "size": c[1]},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": layer[0], "size": layer[1]}],
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }).encode()
+
+    def put(reference, body, media_type):
+        request("PUT", f"/v2/{repo}/manifests/{reference}", body=body,
+                headers={"Content-Type": media_type})
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    index_platforms = [p for p in a.index.split(",") if p]
+    split_platforms = [p for p in a.per_platform.split(",") if p]
+    for p in index_platforms + split_platforms + ["linux/amd64"]:
+        config_for(p)
+    urls = []
+    lock = threading.Lock()
+
+    def push(tag):
+        mine = [f"/v2/{repo}/manifests/{tag}"]
+        if index_platforms:
+            entries = []
+            for p in index_platforms:
+                body = image(p, tag)
+                d = put("sha256:" + hashlib.sha256(body).hexdigest(), body, OCI_MANIFEST)
+                os_, arch = p.split("/")[:2]
+                entries.append({"mediaType": OCI_MANIFEST, "digest": d, "size": len(body),
+                                "platform": {"os": os_, "architecture": arch}})
+                mine.append(f"/v2/{repo}/manifests/{d}")
+            put(tag, json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                 "manifests": entries}).encode(), OCI_INDEX)
+        elif split_platforms:
+            mine = []
+            for p in split_platforms:
+                t = f"{tag}-{p.replace('/', '-')}"
+                put(t, image(p, t), OCI_MANIFEST)
+                mine.append(f"/v2/{repo}/manifests/{t}")
+        else:
+            put(tag, image("linux/amd64", tag), OCI_MANIFEST)
+        with lock:
+            urls.extend(mine)
+
+    errors = []
+
+    def worker(k):
+        try:
+            for t in tags[k::CONNECTIONS]:
+                push(t)
+        except BaseException as e:  # SystemExit too: a thread's exit would be silent
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(CONNECTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"registry_fixture: {errors[0]}")
+    if a.urls:
+        with open(a.urls, "a") as f:
+            for u in urls:
+                f.write(f"http://{host}{u}\n")
+
 
 if __name__ == "__main__":
     main()
