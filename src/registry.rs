@@ -262,8 +262,11 @@ pub async fn probe_all_listed(
 #[derive(Clone)]
 pub struct ManifestReads {
     client: Client,
-    cells: Arc<std::sync::Mutex<HashMap<(RepoRef, String), Arc<tokio::sync::OnceCell<Read>>>>>,
+    cells: Arc<std::sync::Mutex<HashMap<(RepoRef, String), ReadCell>>>,
 }
+
+/// One (repository, reference)'s read, shared by everyone asking for it.
+type ReadCell = Arc<tokio::sync::OnceCell<Read>>;
 
 #[derive(Clone)]
 enum Read {
