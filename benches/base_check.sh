@@ -8,8 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/lib.sh
-cargo build --release --quiet
-bin=$PWD/target/release/skip-action
+use_bin
 work=$(mktemp -d)
 start_registry "$work/reg"
 

@@ -95,6 +95,8 @@ YML
 # on stdout. Scratch files go to $work.
 decide_in() {
   mkdir -p "$work/tmp"
+  # Fresh files: a runner appends to both, so a second run would add to the first's.
+  rm -f "$work/out" "$work/summary"
   (cd "$1" && GITHUB_OUTPUT=$work/out GITHUB_STEP_SUMMARY=$work/summary RUNNER_TEMP=$work/tmp \
     "$bin" decide --json)
 }
@@ -127,4 +129,15 @@ ab_gets() {
   ab -q -k -n "$count" -c "$parallel" \
     -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' \
     "$url" | grep -q "Failed requests: *0"
+}
+
+# The binary under test: $SKIP_ACTION_BIN (e.g. an older build, to compare), else the release
+# build of this checkout. Sets $bin.
+use_bin() {
+  if [ -n "${SKIP_ACTION_BIN:-}" ]; then
+    bin=$SKIP_ACTION_BIN
+  else
+    cargo build --release --quiet
+    bin=$PWD/target/release/skip-action
+  fi
 }

@@ -23,12 +23,7 @@ cd "$(dirname "$0")/.."
 source benches/lib.sh
 conns=("$@")
 [ ${#conns[@]} -gt 0 ] || conns=(16)
-if [ -z "${SKIP_ACTION_BIN:-}" ]; then
-  cargo build --release --quiet
-  bin=$PWD/target/release/skip-action
-else
-  bin=$SKIP_ACTION_BIN
-fi
+use_bin
 work=$(mktemp -d)
 start_registry "$work/reg"
 rows=()
