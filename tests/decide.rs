@@ -668,7 +668,7 @@ fn an_unreachable_upstream_follows_on_registry_error_for_its_images_only() {
 fn max_connections_is_checked_and_one_connection_gives_the_same_answer() {
     let reg = TestRegistry::start_open().unwrap();
     let ws = devbox_at(&reg.host());
-    let tags = tags_of(&ws);
+    let tags = content_tags(&ws);
     publish(&reg, &tags.values().map(String::as_str).collect::<Vec<_>>());
     for bad in ["0", "lots", "257", "-1"] {
         let d = decide(&ws, &[], &[("SKIP_ACTION_MAX_CONNECTIONS", bad)]);

@@ -634,7 +634,7 @@ fn decide_reads_each_manifest_once_and_answers_platform_tags_from_the_tag_list()
     let reg = TestRegistry::start_open().unwrap();
     let proxy = FaultProxy::start(&reg.host(), vec![]).unwrap();
     let ws = workspace(&proxy.host());
-    let tags = tags(&ws);
+    let tags = content_tags(&ws);
     let p = reg.pusher();
     // base merged; app pushed per platform on it, not merged yet.
     let base_amd = rt.block_on(push_platform(&p, &tags["base"], "amd64", None));
