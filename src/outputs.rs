@@ -1011,6 +1011,25 @@ pub fn level_gate(
     }
 }
 
+/// `decide --level N`: the gate before level N ([`level_gate`]) and every output it changes, on
+/// top of decide's own (`level_matrix`, `level_need_build`, `level_held`, and the merge lists
+/// without the held images). One function that decide and the scale test both call, so the
+/// outputs measured against their budgets are the ones a gate writes.
+pub fn gate_outputs(
+    o: &mut Outputs,
+    config: &Config,
+    hashes: &[ImageHash],
+    decisions: &[Decision],
+    dry_run: bool,
+    max_jobs: usize,
+    level: usize,
+) -> LevelGate {
+    let gate = level_gate(config, hashes, decisions, dry_run, max_jobs, level);
+    gate.set_outputs(o);
+    gate_merge_outputs(o, config, decisions, dry_run, &gate);
+    gate
+}
+
 /// With `level: N`: `merge_needed`, `merge_images` and `merge_levels` again, without level N's
 /// held images. The native workflow merges level N from the gate's `merge_levels[N]` after level
 /// N's jobs: a held image was not built in this run (the gate fails naming it), and merging it
@@ -1018,7 +1037,7 @@ pub fn level_gate(
 /// none) or index per-platform images of an earlier run that sit on an older parent. Everything
 /// else (a ready image, one needing only its index) stays; the lists keep their form (names or
 /// selections), which depends on the config only.
-pub fn gate_merge_outputs(
+fn gate_merge_outputs(
     o: &mut Outputs,
     config: &Config,
     decisions: &[Decision],

@@ -130,7 +130,8 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
         crate::outputs::decide_outputs(&config, &hashes, &decisions, args.dry_run, args.max_jobs);
     let mut summary = crate::outputs::summary_markdown(&config, &hashes, &decisions, args.dry_run);
     if let Some(level) = args.level {
-        let gate = crate::outputs::level_gate(
+        let gate = crate::outputs::gate_outputs(
+            &mut outputs,
             &config,
             &hashes,
             &decisions,
@@ -138,8 +139,6 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
             args.max_jobs,
             level,
         );
-        gate.set_outputs(&mut outputs);
-        crate::outputs::gate_merge_outputs(&mut outputs, &config, &decisions, args.dry_run, &gate);
         report_held(&config, level, &gate);
         summary.push_str(&gate_summary(&config, level, &gate));
     }
