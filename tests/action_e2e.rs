@@ -29,6 +29,7 @@ use common::e2e::{
     Registry, Sandbox, REPO_PATH,
 };
 use common::repo_root as root;
+use common::write_dag;
 use sha2::{Digest, Sha256};
 use skip_testkit::FileServer;
 
@@ -505,34 +506,54 @@ const LEVELS_DAG: [(&str, Option<&str>); 7] = [
     ("tensorflow", Some("scipy")),
 ];
 
-fn levels_world(act: PathBuf, registry_host: &str, asset: &[u8]) -> World {
-    World::with(act, asset, "levels.yml", |repo| {
-        let mut cfg = format!("version: 1\nrepository: {registry_host}/{REPO_PATH}\nimages:\n");
-        for (name, parent) in LEVELS_DAG {
-            cfg.push_str(&format!("  {name}:\n"));
-            match parent {
-                None => cfg.push_str("    dockerfile: Dockerfile.root\n"),
-                Some(p) => cfg.push_str(&format!(
-                    "    from: {p}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n"
-                )),
-            }
-            cfg.push_str(&format!(
-                "    tag: \"{name}-{{hash}}\"\n    promote: [\"{name}-latest\"]\n"
-            ));
+/// A DAG pipeline under act: the registry it pushes to, a repository holding the DAG
+/// ([`write_dag`]: roots FROM debian:12, every image promoted as `<name>-latest`) with
+/// tests/e2e/`workflow` as its pipeline, and push runs of the binary under test.
+struct DagWorld {
+    reg: Registry,
+    world: World,
+    bin: String,
+    /// `E2E_MAX_JOBS`: decide's and the gates' `max-jobs` (empty: the default).
+    max_jobs: String,
+}
+
+impl DagWorld {
+    /// `settings`: the config's lines between `repository:` and `images:` (platforms, runners).
+    fn start(
+        act: PathBuf,
+        workflow: &'static str,
+        settings: &str,
+        dag: &[(&str, Option<&str>)],
+        max_jobs: &str,
+    ) -> DagWorld {
+        let bin = binary();
+        let asset = std::fs::read(&bin).unwrap();
+        let reg = Registry::start();
+        let header = format!(
+            "version: 1\nrepository: {}/{REPO_PATH}\n{settings}",
+            reg.reg.host()
+        );
+        let world = World::with(act, &asset, workflow, |repo| {
+            write_dag(repo, &header, dag, "debian:12", true)
+        });
+        DagWorld {
+            reg,
+            world,
+            bin: bin.to_str().unwrap().to_string(),
+            max_jobs: max_jobs.to_string(),
         }
-        std::fs::write(repo.join("skip-action.yml"), cfg).unwrap();
-        std::fs::write(
-            repo.join("Dockerfile.root"),
-            "FROM debian:12\nCOPY root.txt /\n",
-        )
-        .unwrap();
-        std::fs::write(repo.join("root.txt"), "root\n").unwrap();
-        std::fs::write(
-            repo.join("Dockerfile.child"),
-            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
-        )
-        .unwrap();
-    })
+    }
+
+    /// One `push` run; `fail` names the build that fails on purpose (empty: none).
+    fn run(&self, label: &str, fail: &str) -> Act {
+        let env = [
+            ("E2E_BIN", self.bin.as_str()),
+            ("E2E_DOWNLOAD_URL", ""),
+            ("E2E_FAIL", fail),
+            ("E2E_MAX_JOBS", self.max_jobs.as_str()),
+        ];
+        self.world.run(label, "push", &env, &[])
+    }
 }
 
 /// Every image of the levels DAG sits on its parent's current push; returns name → digest.
@@ -556,6 +577,13 @@ fn assert_levels_on_parents(reg: &Registry, run: &Act) -> BTreeMap<String, Strin
     digests
 }
 
+/// No job of these runs built a batch entry (every level's units fit `max-jobs`).
+fn assert_no_batches(runs: &[Act]) {
+    for r in runs {
+        assert!(r.batches.is_empty(), "{}", r.context());
+    }
+}
+
 fn built(run: &Act) -> std::collections::BTreeSet<String> {
     run.builds.iter().cloned().collect()
 }
@@ -571,11 +599,8 @@ fn names(n: &[&str]) -> std::collections::BTreeSet<String> {
 #[test]
 fn levels_workflow_builds_in_order_and_a_failure_stops_only_its_subtree() {
     let Some(act) = act() else { return };
-    let runs = levels_scenario(act, "");
     // One job per image: no batch anywhere.
-    for r in &runs {
-        assert!(r.batches.is_empty(), "{}", r.context());
-    }
+    assert_no_batches(&levels_scenario(act, ""));
 }
 
 /// The same scenario with `max-jobs: 1`, so that levels with two images become batch entries
@@ -619,24 +644,9 @@ fn levels_workflow_builds_batch_entries_and_a_failure_in_a_batch_stops_only_its_
 /// The levels scenario, with `max_jobs` for decide and the gates (empty: the default 256).
 /// Returns the four runs: build all, reuse all, a mid-level failure, the recovery.
 fn levels_scenario(act: PathBuf, max_jobs: &str) -> [Act; 4] {
-    let bin = binary();
-    let asset = std::fs::read(&bin).unwrap();
-    let reg = Registry::start();
-    let world = levels_world(act, &reg.reg.host(), &asset);
-    let bin_s = bin.to_str().unwrap().to_string();
-    let env = |fail: &'static str| -> Vec<(&'static str, String)> {
-        vec![
-            ("E2E_BIN", bin_s.clone()),
-            ("E2E_DOWNLOAD_URL", String::new()),
-            ("E2E_FAIL", fail.to_string()),
-            ("E2E_MAX_JOBS", max_jobs.to_string()),
-        ]
-    };
-    let run = |label: &str, fail: &'static str| {
-        let e = env(fail);
-        let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        world.run(label, "push", &e, &[])
-    };
+    let dw = DagWorld::start(act, "levels.yml", "", &LEVELS_DAG, max_jobs);
+    let reg = &dw.reg;
+    let run = |label: &str, fail: &str| dw.run(label, fail);
     let all: Vec<&str> = LEVELS_DAG.iter().map(|(n, _)| *n).collect();
 
     // 1. Everything is built, each level after its parents', then promoted.
@@ -733,6 +743,58 @@ fn levels_scenario(act: PathBuf, max_jobs: &str) -> [Act; 4] {
     [r1, r2, r3, r4]
 }
 
+fn load_yaml(path: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(root().join(path)).unwrap()).unwrap()
+}
+
+/// A workflow's shape, for the tests that hold an e2e copy to its shipped file: each job's
+/// `needs`, `if`, `name`, `runs-on` (with `runs_on`), `strategy` (its matrix) and `outputs`, and
+/// its steps with an `id`: their `if`, the action inputs `with` names, and the `run` script of
+/// the steps `run_ids` names (the gates' checks). The builds' own steps have no `id`: they differ.
+fn workflow_shape(
+    v: &serde_yaml::Value,
+    with: &[&str],
+    run_ids: &[&str],
+    runs_on: bool,
+) -> Vec<String> {
+    v["jobs"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, j)| {
+            let steps: Vec<String> = j["steps"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .filter(|s| s["id"].is_string())
+                .map(|s| {
+                    let inputs: Vec<String> = with
+                        .iter()
+                        .filter(|w| !s["with"][**w].is_null())
+                        .map(|w| format!("{w}={:?}", s["with"][*w]))
+                        .collect();
+                    let run = if run_ids.iter().any(|id| s["id"] == *id) {
+                        format!("{:?}", s["run"])
+                    } else {
+                        String::new()
+                    };
+                    format!("{:?} if={:?} with={inputs:?} {run}", s["id"], s["if"])
+                })
+                .collect();
+            format!(
+                "{} needs={:?} if={:?} name={:?} runs-on={:?} strategy={:?} outputs={:?} steps={steps:?}",
+                k.as_str().unwrap(),
+                j["needs"],
+                j["if"],
+                j["name"],
+                if runs_on { &j["runs-on"] } else { &serde_yaml::Value::Null },
+                j["strategy"],
+                j["outputs"],
+            )
+        })
+        .collect()
+}
+
 /// The e2e copy of the levels workflow has the shipped file's jobs, `needs:`, `if:` guards,
 /// matrices and outputs, and the same steps with an `id` (the gate, its held check, the per-image
 /// and batch builds: their guards, the action's `level`/`command`/`batch`/`select`/`force`, the
@@ -740,53 +802,20 @@ fn levels_scenario(act: PathBuf, max_jobs: &str) -> [Act; 4] {
 /// (docker, simulated by skip-testkit), logins and the action's location differ.
 #[test]
 fn levels_workflow_copy_matches_the_shipped_file() {
-    let load = |p: &str| -> serde_yaml::Value {
-        serde_yaml::from_str(&std::fs::read_to_string(root().join(p)).unwrap()).unwrap()
+    let shape = |v: &serde_yaml::Value| {
+        workflow_shape(
+            v,
+            &["level", "command", "batch", "select", "force", "dry-run"],
+            &["held"],
+            false,
+        )
     };
-    let shape = |v: &serde_yaml::Value| -> Vec<String> {
-        v["jobs"]
-            .as_mapping()
-            .unwrap()
-            .iter()
-            .map(|(k, j)| {
-                let steps: Vec<String> = j["steps"]
-                    .as_sequence()
-                    .unwrap()
-                    .iter()
-                    .filter(|s| s["id"].is_string())
-                    .map(|s| {
-                        let with: Vec<String> =
-                            ["level", "command", "batch", "select", "force", "dry-run"]
-                                .iter()
-                                .filter(|w| !s["with"][**w].is_null())
-                                .map(|w| format!("{w}={:?}", s["with"][*w]))
-                                .collect();
-                        let run = if s["id"] == "held" {
-                            format!("{:?}", s["run"])
-                        } else {
-                            String::new()
-                        };
-                        format!("{:?} if={:?} with={with:?} {run}", s["id"], s["if"])
-                    })
-                    .collect();
-                format!(
-                    "{} needs={:?} if={:?} name={:?} matrix={:?} outputs={:?} steps={steps:?}",
-                    k.as_str().unwrap(),
-                    j["needs"],
-                    j["if"],
-                    j["name"],
-                    j["strategy"]["matrix"],
-                    j["outputs"],
-                )
-            })
-            .collect()
-    };
-    let test = shape(&load("tests/e2e/levels.yml"));
+    let test = shape(&load_yaml("tests/e2e/levels.yml"));
     for shipped in [
         "examples/workflows/levels-github.yml",
         "examples/workflows/levels-gitea.yml",
     ] {
-        assert_eq!(shape(&load(shipped)), test, "{shipped}");
+        assert_eq!(shape(&load_yaml(shipped)), test, "{shipped}");
     }
     // No python left in the gates: the tool decides.
     for f in [
@@ -799,6 +828,10 @@ fn levels_workflow_copy_matches_the_shipped_file() {
     }
 }
 
+/// The native DAGs' settings: every image built per platform, amd64 on ubuntu-24.04, arm64 on
+/// ubuntu-24.04-arm.
+const NATIVE_SETTINGS: &str = "platforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\n";
+
 /// base → app: the two-level DAG of the first native test.
 const NATIVE_DAG: &[(&str, Option<&str>)] = &[("base", None), ("app", Some("base"))];
 
@@ -809,45 +842,6 @@ const NATIVE_DEEP_DAG: &[(&str, Option<&str>)] = &[
     ("side", Some("base")),
     ("leaf", Some("mid")),
 ];
-
-/// A repository with `dag` built per platform (amd64 on ubuntu-24.04, arm64 on
-/// ubuntu-24.04-arm) and tests/e2e/native.yml as its pipeline.
-fn native_world(
-    act: PathBuf,
-    registry_host: &str,
-    asset: &[u8],
-    dag: &'static [(&'static str, Option<&'static str>)],
-) -> World {
-    World::with(act, asset, "native.yml", |repo| {
-        let mut cfg = format!(
-            "version: 1\nrepository: {registry_host}/{REPO_PATH}\nplatforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\nimages:\n"
-        );
-        for (name, parent) in dag {
-            cfg.push_str(&format!("  {name}:\n"));
-            match parent {
-                None => cfg.push_str("    dockerfile: Dockerfile.root\n"),
-                Some(p) => cfg.push_str(&format!(
-                    "    from: {p}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n"
-                )),
-            }
-            cfg.push_str(&format!(
-                "    tag: \"{name}-{{hash}}\"\n    promote: [{name}-latest]\n"
-            ));
-        }
-        std::fs::write(repo.join("skip-action.yml"), cfg).unwrap();
-        std::fs::write(
-            repo.join("Dockerfile.root"),
-            "FROM debian:12\nCOPY root.txt /\n",
-        )
-        .unwrap();
-        std::fs::write(repo.join("root.txt"), "root\n").unwrap();
-        std::fs::write(
-            repo.join("Dockerfile.child"),
-            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
-        )
-        .unwrap();
-    })
-}
 
 /// A content tag's index: platform (`linux/arm64`) → child digest. Panics if it is not an index.
 fn index_children(reg: &Registry, tag: &str) -> BTreeMap<String, String> {
@@ -883,19 +877,9 @@ fn index_children(reg: &Registry, tag: &str) -> BTreeMap<String, String> {
 #[test]
 fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
     let Some(act) = act() else { return };
-    let bin = binary();
-    let asset = std::fs::read(&bin).unwrap();
-    let reg = Registry::start();
-    let world = native_world(act, &reg.reg.host(), &asset, NATIVE_DAG);
-    let bin_s = bin.to_str().unwrap().to_string();
-    let run = |label: &str, fail: &str| {
-        let e = [
-            ("E2E_BIN", bin_s.as_str()),
-            ("E2E_DOWNLOAD_URL", ""),
-            ("E2E_FAIL", fail),
-        ];
-        world.run(label, "push", &e, &[])
-    };
+    let dw = DagWorld::start(act, "native.yml", NATIVE_SETTINGS, NATIVE_DAG, "");
+    let reg = &dw.reg;
+    let run = |label: &str, fail: &str| dw.run(label, fail);
 
     // 1. base's arm64 job fails: amd64 is pushed per platform, merge-0 refuses base (a platform
     //    missing: nothing merged), the gate holds app back, nothing is promoted.
@@ -977,10 +961,7 @@ fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
 #[test]
 fn native_workflow_gates_hold_the_subtree_of_a_failed_platform_and_a_rerun_repairs_it() {
     let Some(act) = act() else { return };
-    let runs = native_deep_scenario(act, "");
-    for r in &runs {
-        assert!(r.batches.is_empty(), "{}", r.context());
-    }
+    assert_no_batches(&native_deep_scenario(act, ""));
 }
 
 /// The same with `max-jobs: 2` (two (platform, runner) lanes): levels of more than two units
@@ -1007,8 +988,7 @@ fn native_workflow_gates_with_per_platform_batches() {
         r1.context()
     );
     // The repair fits max-jobs per image (mid's arm64 alone, then leaf's two platforms).
-    assert!(r2.batches.is_empty(), "{}", r2.context());
-    assert!(r3.batches.is_empty(), "{}", r3.context());
+    assert_no_batches(&[r2, r3]);
 }
 
 /// mid's arm64 job fails. Its sibling side builds and is merged; merge-1 refuses mid (a platform
@@ -1017,20 +997,15 @@ fn native_workflow_gates_with_per_platform_batches() {
 /// (its amd64 push is reused, by digest), merges mid, builds leaf on it per platform, merges and
 /// promotes; a third run reuses all. `max_jobs`: decide's and the gates' (empty: the default).
 fn native_deep_scenario(act: PathBuf, max_jobs: &str) -> [Act; 3] {
-    let bin = binary();
-    let asset = std::fs::read(&bin).unwrap();
-    let reg = Registry::start();
-    let world = native_world(act, &reg.reg.host(), &asset, NATIVE_DEEP_DAG);
-    let bin_s = bin.to_str().unwrap().to_string();
-    let run = |label: &str, fail: &str| {
-        let e = [
-            ("E2E_BIN", bin_s.as_str()),
-            ("E2E_DOWNLOAD_URL", ""),
-            ("E2E_FAIL", fail),
-            ("E2E_MAX_JOBS", max_jobs),
-        ];
-        world.run(label, "push", &e, &[])
-    };
+    let dw = DagWorld::start(
+        act,
+        "native.yml",
+        NATIVE_SETTINGS,
+        NATIVE_DEEP_DAG,
+        max_jobs,
+    );
+    let reg = &dw.reg;
+    let run = |label: &str, fail: &str| dw.run(label, fail);
     let both = |names: &[&str]| -> std::collections::BTreeSet<String> {
         names
             .iter()
@@ -1157,57 +1132,24 @@ fn native_deep_scenario(act: PathBuf, max_jobs: &str) -> [Act; 3] {
 /// skip-testkit), logins, runner labels of the Gitea file and the action's location differ.
 #[test]
 fn native_workflow_copy_matches_the_shipped_file() {
-    let load = |p: &str| -> serde_yaml::Value {
-        serde_yaml::from_str(&std::fs::read_to_string(root().join(p)).unwrap()).unwrap()
+    let shape = |v: &serde_yaml::Value, runs_on: bool| {
+        workflow_shape(
+            v,
+            &[
+                "level", "command", "batch", "select", "images", "force", "dry-run",
+            ],
+            &["held", "depth"],
+            runs_on,
+        )
     };
-    let shape = |v: &serde_yaml::Value, runs_on: bool| -> Vec<String> {
-        v["jobs"]
-            .as_mapping()
-            .unwrap()
-            .iter()
-            .map(|(k, j)| {
-                let steps: Vec<String> = j["steps"]
-                    .as_sequence()
-                    .unwrap()
-                    .iter()
-                    .filter(|s| s["id"].is_string())
-                    .map(|s| {
-                        let with: Vec<String> = [
-                            "level", "command", "batch", "select", "images", "force", "dry-run",
-                        ]
-                        .iter()
-                        .filter(|w| !s["with"][**w].is_null())
-                        .map(|w| format!("{w}={:?}", s["with"][*w]))
-                        .collect();
-                        let run = if s["id"] == "held" || s["id"] == "depth" {
-                            format!("{:?}", s["run"])
-                        } else {
-                            String::new()
-                        };
-                        format!("{:?} if={:?} with={with:?} {run}", s["id"], s["if"])
-                    })
-                    .collect();
-                format!(
-                    "{} needs={:?} if={:?} name={:?} runs-on={:?} matrix={:?} outputs={:?} steps={steps:?}",
-                    k.as_str().unwrap(),
-                    j["needs"],
-                    j["if"],
-                    j["name"],
-                    if runs_on { &j["runs-on"] } else { &serde_yaml::Value::Null },
-                    j["strategy"],
-                    j["outputs"],
-                )
-            })
-            .collect()
-    };
-    let copy = load("tests/e2e/native.yml");
+    let copy = load_yaml("tests/e2e/native.yml");
     assert_eq!(
-        shape(&load("examples/workflows/github-native.yml"), true),
+        shape(&load_yaml("examples/workflows/github-native.yml"), true),
         shape(&copy, true),
         "github-native.yml"
     );
     assert_eq!(
-        shape(&load("examples/workflows/gitea-native.yml"), false),
+        shape(&load_yaml("examples/workflows/gitea-native.yml"), false),
         shape(&copy, false),
         "gitea-native.yml"
     );

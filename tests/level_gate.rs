@@ -7,6 +7,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use common::registry::{content_tags, rt};
 use common::*;
 use skip_testkit::{ImageSpec, TestRegistry};
 
@@ -16,38 +17,23 @@ use skip_testkit::{ImageSpec, TestRegistry};
 /// ```
 fn world(host: &str) -> Ws {
     let ws = Ws::new();
-    let mut cfg = format!("version: 1\nrepository: {host}/acme/lv\nimages:\n  root:\n    dockerfile: Dockerfile.root\n    tag: root-{{hash}}\n");
-    for (name, parent) in [
-        ("a", "root"),
-        ("b", "root"),
-        ("a1", "a"),
-        ("a2", "a"),
-        ("b1", "b"),
-        ("b2", "b"),
-        ("b3", "b"),
-        ("b4", "b"),
-        ("b5", "b"),
-    ] {
-        cfg.push_str(&format!(
-            "  {name}:\n    from: {parent}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n    tag: {name}-{{hash}}\n"
-        ));
-    }
-    ws.write("skip-action.yml", &cfg)
-        .write("Dockerfile.root", "FROM scratch\nCOPY root.txt /\n")
-        .write("root.txt", "root\n")
-        .write(
-            "Dockerfile.child",
-            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
-        );
+    let header = format!("version: 1\nrepository: {host}/acme/lv\n");
+    write_dag(ws.path(), &header, &DAG, "scratch", false);
     ws
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+const DAG: [(&str, Option<&str>); 10] = [
+    ("root", None),
+    ("a", Some("root")),
+    ("b", Some("root")),
+    ("a1", Some("a")),
+    ("a2", Some("a")),
+    ("b1", Some("b")),
+    ("b2", Some("b")),
+    ("b3", Some("b")),
+    ("b4", Some("b")),
+    ("b5", Some("b")),
+];
 
 /// Push `name` at its content tag, on `parent` (as its build would).
 fn push(reg: &TestRegistry, tags: &BTreeMap<String, String>, name: &str, parent: Option<&str>) {
@@ -64,20 +50,6 @@ fn push(reg: &TestRegistry, tags: &BTreeMap<String, String>, name: &str, parent:
             .await
             .unwrap();
     });
-}
-
-fn tags(ws: &Ws) -> BTreeMap<String, String> {
-    ws.hash_json()["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["name"].as_str().unwrap().to_string(),
-                i["tag"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
 }
 
 fn gate(ws: &Ws, level: &str, extra: &[&str]) -> GhRun {
@@ -119,7 +91,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 fn the_gate_builds_the_ready_images_and_holds_the_subtree_of_a_failed_parent() {
     let reg = TestRegistry::start_open().unwrap();
     let ws = world(&reg.host());
-    let t = tags(&ws);
+    let t = content_tags(&ws);
 
     // Nothing pushed: level 0 builds the root; level 1 waits for it.
     let g0 = gate(&ws, "0", &[]);
@@ -213,7 +185,7 @@ fn the_gate_builds_the_ready_images_and_holds_the_subtree_of_a_failed_parent() {
 fn force_at_the_gate_applies_to_its_level_only() {
     let reg = TestRegistry::start_open().unwrap();
     let ws = world(&reg.host());
-    let t = tags(&ws);
+    let t = content_tags(&ws);
     push(&reg, &t, "root", None);
     for (n, p) in [("a", "root"), ("b", "root")] {
         push(&reg, &t, n, Some(p));
@@ -259,23 +231,19 @@ fn a_bad_level_is_a_usage_error() {
 fn the_gate_merges_only_what_it_lets_build() {
     let reg = TestRegistry::start_open().unwrap();
     let ws = Ws::new();
-    let mut cfg = format!(
-        "version: 1\nrepository: {}/acme/lv\nplatforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\nimages:\n  root:\n    dockerfile: Dockerfile.root\n    tag: root-{{hash}}\n",
+    let header = format!(
+        "version: 1\nrepository: {}/acme/lv\nplatforms: [linux/amd64, linux/arm64]\nrunners:\n  linux/amd64: ubuntu-24.04\n  linux/arm64: ubuntu-24.04-arm\n",
         reg.host()
     );
-    for (name, parent) in [("a", "root"), ("b", "root"), ("a1", "a"), ("b1", "b")] {
-        cfg.push_str(&format!(
-            "  {name}:\n    from: {parent}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n    tag: {name}-{{hash}}\n"
-        ));
-    }
-    ws.write("skip-action.yml", &cfg)
-        .write("Dockerfile.root", "FROM scratch\nCOPY root.txt /\n")
-        .write("root.txt", "root\n")
-        .write(
-            "Dockerfile.child",
-            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
-        );
-    let t = tags(&ws);
+    let dag = [
+        ("root", None),
+        ("a", Some("root")),
+        ("b", Some("root")),
+        ("a1", Some("a")),
+        ("b1", Some("b")),
+    ];
+    write_dag(ws.path(), &header, &dag, "scratch", false);
+    let t = content_tags(&ws);
     // A platform job: `name` for `arch` at its per-platform tag, on its parent's image of that
     // platform (as `docker build --platform` pulls it from the parent's index).
     let push_platform = |name: &str, parent: Option<&str>, arch: &str| {

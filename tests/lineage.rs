@@ -31,26 +31,8 @@ const DAG: [(&str, Option<&str>); 6] = [
 
 fn workspace(host: &str) -> Ws {
     let ws = Ws::new();
-    let mut cfg = format!("version: 1\nrepository: {host}/{REPO}\nimages:\n");
-    for (name, parent) in DAG {
-        cfg.push_str(&format!("  {name}:\n"));
-        match parent {
-            None => cfg.push_str("    dockerfile: Dockerfile.root\n"),
-            Some(p) => cfg.push_str(&format!(
-                "    from: {p}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n"
-            )),
-        }
-        cfg.push_str(&format!(
-            "    tag: \"{name}-{{hash}}\"\n    promote: [\"{name}-latest\"]\n"
-        ));
-    }
-    ws.write("skip-action.yml", &cfg);
-    ws.write("Dockerfile.root", "FROM debian:12\nCOPY root.txt /\n");
-    ws.write("root.txt", "root\n");
-    ws.write(
-        "Dockerfile.child",
-        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n",
-    );
+    let header = format!("version: 1\nrepository: {host}/{REPO}\n");
+    write_dag(ws.path(), &header, &DAG, "debian:12", true);
     ws
 }
 

@@ -151,6 +151,48 @@ pub fn devbox() -> Ws {
     ws
 }
 
+/// A DAG of images in `dir`, as the DAG tests (lineage, level_gate, the levels and native act
+/// runs) build it: skip-action.yml (`header`, everything before `images:`, then one image per
+/// `(name, parent)` of `dag`, parents first, tagged `<name>-{hash}`; with `promote`, aliased
+/// `<name>-latest`), the roots FROM `root_from` with a file of their own, each child FROM its
+/// parent (`BASE_IMAGE`) with its name as a build arg, so every image hashes differently.
+pub fn write_dag(
+    dir: &Path,
+    header: &str,
+    dag: &[(&str, Option<&str>)],
+    root_from: &str,
+    promote: bool,
+) {
+    let mut cfg = format!("{header}images:\n");
+    for (name, parent) in dag {
+        cfg.push_str(&format!("  {name}:\n"));
+        match parent {
+            None => cfg.push_str("    dockerfile: Dockerfile.root\n"),
+            Some(p) => cfg.push_str(&format!(
+                "    from: {p}\n    dockerfile: Dockerfile.child\n    args: {{ NAME: {name} }}\n"
+            )),
+        }
+        cfg.push_str(&format!("    tag: \"{name}-{{hash}}\"\n"));
+        if promote {
+            cfg.push_str(&format!("    promote: [\"{name}-latest\"]\n"));
+        }
+    }
+    for (file, text) in [
+        ("skip-action.yml", cfg),
+        (
+            "Dockerfile.root",
+            format!("FROM {root_from}\nCOPY root.txt /\n"),
+        ),
+        ("root.txt", "root\n".to_string()),
+        (
+            "Dockerfile.child",
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG NAME\nRUN echo $NAME > /name\n".to_string(),
+        ),
+    ] {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared by tests/faults.rs, tests/hostile.rs and tests/scale.rs (the same patterns as the
 // private helpers of tests/decide.rs, which keep their own copies).
