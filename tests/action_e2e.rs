@@ -577,6 +577,14 @@ fn assert_levels_on_parents(reg: &Registry, run: &Act) -> BTreeMap<String, Strin
     digests
 }
 
+/// A run after which nothing changed: it succeeds, builds nothing and still promotes.
+fn assert_reused_all(r: &Act) {
+    r.assert_ok();
+    assert_eq!(r.out("need_build"), "", "{}", r.context());
+    assert!(r.builds.is_empty(), "{}", r.context());
+    assert!(r.promoted(), "{}", r.context());
+}
+
 /// No job of these runs built a batch entry (every level's units fit `max-jobs`).
 fn assert_no_batches(runs: &[Act]) {
     for r in runs {
@@ -669,14 +677,11 @@ fn levels_scenario(act: PathBuf, max_jobs: &str) -> [Act; 4] {
 
     // 2. Nothing changed: the bare guards skip every level job; promote still runs.
     let r2 = run("levels-reuse-all", "");
-    r2.assert_ok();
-    assert_eq!(r2.out("need_build"), "");
+    assert_reused_all(&r2);
     assert_eq!(
         r2.out("levels_need_build"),
         "[false,false,false,false,false]"
     );
-    assert!(r2.builds.is_empty(), "{}", r2.context());
-    assert!(r2.promoted(), "{}", r2.context());
 
     // 3. `base` is pushed again under its tag (a re-run of its job), so everything on it is
     //    stale; and `minimal` fails. Its subtree (scipy, tensorflow) is held back; the other
@@ -948,11 +953,7 @@ fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
     assert!(r2.promoted(), "{}", r2.context());
 
     // 3. Nothing changed: no job builds, merge has nothing to do, promote runs.
-    let r3 = run("native-reuse", "");
-    r3.assert_ok();
-    assert_eq!(r3.out("need_build"), "");
-    assert!(r3.builds.is_empty(), "{}", r3.context());
-    assert!(r3.promoted(), "{}", r3.context());
+    assert_reused_all(&run("native-reuse", ""));
 }
 
 /// The ready gates of the native workflow on a three-level DAG (base → mid → leaf, side beside
@@ -1116,11 +1117,8 @@ fn native_deep_scenario(act: PathBuf, max_jobs: &str) -> [Act; 3] {
 
     // 3. Nothing changed: no build, no gate work, promote runs.
     let r3 = run("native-deep-reuse", "");
-    r3.assert_ok();
-    assert_eq!(r3.out("need_build"), "");
+    assert_reused_all(&r3);
     assert_eq!(r3.out("merge_needed"), "");
-    assert!(r3.builds.is_empty(), "{}", r3.context());
-    assert!(r3.promoted(), "{}", r3.context());
     [r1, r2, r3]
 }
 
