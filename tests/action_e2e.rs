@@ -672,7 +672,7 @@ fn levels_scenario(act: PathBuf, max_jobs: &str) -> [Act; 4] {
             );
         }
     }
-    let first = assert_levels_on_parents(&reg, &r1);
+    let first = assert_levels_on_parents(reg, &r1);
     assert!(r1.promoted(), "{}", r1.context());
 
     // 2. Nothing changed: the bare guards skip every level job; promote still runs.
@@ -743,7 +743,7 @@ fn levels_scenario(act: PathBuf, max_jobs: &str) -> [Act; 4] {
         "{}",
         r4.context()
     );
-    assert_levels_on_parents(&reg, &r4);
+    assert_levels_on_parents(reg, &r4);
     assert!(r4.promoted(), "{}", r4.context());
     [r1, r2, r3, r4]
 }
@@ -933,8 +933,8 @@ fn native_workflow_builds_per_platform_merges_and_recovers_a_failed_platform() {
         r2.context()
     );
     let p2 = plan(&r2);
-    let base = index_children(&reg, &p2["base"].0);
-    let app = index_children(&reg, &p2["app"].0);
+    let base = index_children(reg, &p2["base"].0);
+    let app = index_children(reg, &p2["app"].0);
     for plat in ["linux/amd64", "linux/arm64"] {
         let arch = plat.rsplit('/').next().unwrap();
         assert_eq!(
@@ -1038,8 +1038,8 @@ fn native_deep_scenario(act: PathBuf, max_jobs: &str) -> [Act; 3] {
     assert_eq!(built(&r1), expect, "{}", r1.context());
     let p1 = plan(&r1);
     // base and side are whole indexes, side on base per platform; mid has no content tag.
-    let base = index_children(&reg, &p1["base"].0);
-    let side = index_children(&reg, &p1["side"].0);
+    let base = index_children(reg, &p1["base"].0);
+    let side = index_children(reg, &p1["side"].0);
     for plat in ["linux/amd64", "linux/arm64"] {
         assert!(
             reg.layers(&side[plat])
@@ -1085,9 +1085,9 @@ fn native_deep_scenario(act: PathBuf, max_jobs: &str) -> [Act; 3] {
     let mut expect = both(&["leaf"]);
     expect.insert("mid linux/arm64 ubuntu-24.04-arm".into());
     assert_eq!(built(&r2), expect, "{}", r2.context());
-    let base = index_children(&reg, &p2["base"].0);
-    let mid = index_children(&reg, &p2["mid"].0);
-    let leaf = index_children(&reg, &p2["leaf"].0);
+    let base = index_children(reg, &p2["base"].0);
+    let mid = index_children(reg, &p2["mid"].0);
+    let leaf = index_children(reg, &p2["leaf"].0);
     assert_eq!(
         mid["linux/amd64"],
         mid_amd64,
