@@ -5,7 +5,7 @@
 //! Everything here is a pure function over fetched manifests ([`Found`]): unit-tested without a
 //! registry. Fetching lives with the callers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use skip_registry::manifest::ParsedManifest;
 use skip_registry::Manifest;
@@ -47,6 +47,50 @@ pub struct PlatformImage {
     pub digest: String,
     /// Layer digests, bottom first; `None` when not fetched (not needed for any check).
     pub layers: Option<Vec<String>>,
+    /// What `merge` verified when it wrote this entry of the index: `FROM` parent name → the
+    /// digest of that parent's platform manifest whose layers this image's layers start with
+    /// ([`PARENT_ANNOTATION`]). Both sides are content-addressed, so the claim stays true; it
+    /// spares decide the platform manifest reads when it names the parent's current entry. Empty
+    /// for a single-arch manifest or an index without the annotations.
+    pub verified_on: BTreeMap<String, String>,
+}
+
+/// The index descriptor annotation prefix `merge` writes, followed by a `FROM` parent's name: the
+/// value is the digest of the parent's platform manifest this platform image was verified on
+/// (layers a prefix). Our own key: `org.opencontainers.image.base.digest` means other things to
+/// BuildKit and other tools. Trust boundary: only skip-action's merge writes these; whoever can
+/// push a forged index can push any image under the tag (like a forged tag), which no check that
+/// reads the tag can tell apart.
+pub const PARENT_ANNOTATION: &str = "io.github.skip-action.parent.";
+
+/// The [`PARENT_ANNOTATION`]s of a descriptor: parent name → digest.
+pub fn verified_on(d: &skip_registry::Descriptor) -> BTreeMap<String, String> {
+    d.annotations
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(PARENT_ANNOTATION)
+                .filter(|n| !n.is_empty())
+                .map(|n| (n.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+/// Whether `child` (one platform image) is verified by its index annotations to sit on one of
+/// `parents`: an annotation names the digest of the parent's entry of the same platform (both
+/// platforms known) as it is now. Anything else — no annotation, another digest, a single-arch
+/// side whose platform is unknown — is not verified, and the layers decide.
+pub fn verified_by_annotation(parents: &[(&str, &Found)], child: &PlatformImage) -> bool {
+    let Some(plat) = &child.platform else {
+        return false;
+    };
+    parents.iter().any(|(pname, pf)| {
+        child.verified_on.get(*pname).is_some_and(|d| {
+            pf.images
+                .iter()
+                .any(|pi| pi.platform.as_ref() == Some(plat) && &pi.digest == d)
+        })
+    })
 }
 
 /// A content tag as found in the registry.
@@ -74,6 +118,7 @@ impl Found {
                         platform: d.platform.as_ref().map(PlatformKey::from_oci),
                         digest: d.digest.clone(),
                         layers: None,
+                        verified_on: verified_on(d),
                     })
                     .collect(),
             ),
@@ -83,6 +128,7 @@ impl Found {
                     platform: None,
                     digest: manifest.digest.clone(),
                     layers: Some(m.layers.iter().map(|l| l.digest.clone()).collect()),
+                    verified_on: BTreeMap::new(),
                 }],
             ),
         };
@@ -151,6 +197,10 @@ pub fn base_problems(parents: &[(&str, &Found)], child: &Found) -> Vec<String> {
             .as_ref()
             .map(|p| p.to_string())
             .unwrap_or_else(|| "the image".to_string());
+        // merge verified this very manifest on a parent's current entry of this platform.
+        if verified_by_annotation(parents, ci) {
+            continue;
+        }
         let Some(child_layers) = &ci.layers else {
             problems.push(format!("{plat}: its layers could not be read"));
             continue;
@@ -367,6 +417,7 @@ mod tests {
             platform: platform.map(|p| PlatformKey::parse(p).unwrap()),
             digest: digest.into(),
             layers: Some(layers(l)),
+            verified_on: BTreeMap::new(),
         }
     }
 
@@ -490,6 +541,100 @@ mod tests {
         assert!(p[0].contains("base or tools"), "{p:?}");
     }
 
+    /// An index entry of `platform` (layers not read) carrying merge's annotations.
+    fn annotated(platform: &str, digest: &str, on: &[(&str, &str)]) -> PlatformImage {
+        PlatformImage {
+            platform: Some(PlatformKey::parse(platform).unwrap()),
+            digest: digest.into(),
+            layers: None,
+            verified_on: on
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn annotations_verify_only_the_parents_current_entry_of_the_same_platform() {
+        let base = found(
+            true,
+            vec![
+                annotated("linux/amd64", "sha256:ba", &[]),
+                annotated("linux/arm64", "sha256:bb", &[]),
+            ],
+        );
+        let tools = found(true, vec![annotated("linux/amd64", "sha256:ta", &[])]);
+        let single = single("sha256:s", &["l1"]);
+        let v =
+            |parents: &[(&str, &Found)], ci: PlatformImage| verified_by_annotation(parents, &ci);
+        let on_base = [("base", &base)];
+        assert!(v(
+            &on_base,
+            annotated("linux/amd64", "sha256:c", &[("base", "sha256:ba")])
+        ));
+        // Another digest (an older base), another platform's entry, another parent's name, none.
+        assert!(!v(
+            &on_base,
+            annotated("linux/amd64", "sha256:c", &[("base", "sha256:old")])
+        ));
+        assert!(!v(
+            &on_base,
+            annotated("linux/amd64", "sha256:c", &[("base", "sha256:bb")])
+        ));
+        assert!(!v(
+            &on_base,
+            annotated("linux/amd64", "sha256:c", &[("tools", "sha256:ba")])
+        ));
+        assert!(!v(&on_base, annotated("linux/amd64", "sha256:c", &[])));
+        // A single-arch parent (no platform entry): the layers decide.
+        assert!(!v(
+            &[("base", &single)],
+            annotated("linux/amd64", "sha256:c", &[("base", "sha256:s")])
+        ));
+        // Built FROM one of two parents: verified on either is enough, as the layer judge says.
+        let two = [("base", &base), ("tools", &tools)];
+        assert!(v(
+            &two,
+            annotated("linux/amd64", "sha256:c", &[("tools", "sha256:ta")])
+        ));
+        // The judge: verified platforms need no layers; one that is not needs them.
+        let child = found(
+            true,
+            vec![
+                annotated("linux/amd64", "sha256:ca", &[("base", "sha256:ba")]),
+                annotated("linux/arm64", "sha256:cb", &[("base", "sha256:bb")]),
+            ],
+        );
+        assert!(base_problems(&on_base, &child).is_empty());
+        let half = found(
+            true,
+            vec![
+                annotated("linux/amd64", "sha256:ca", &[("base", "sha256:ba")]),
+                annotated("linux/arm64", "sha256:cb", &[("base", "sha256:old")]),
+            ],
+        );
+        let p = base_problems(&on_base, &half);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("linux/arm64"), "{p:?}");
+    }
+
+    #[test]
+    fn verified_on_reads_only_our_keys() {
+        let d: skip_registry::Descriptor = serde_json::from_value(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:c", "size": 1,
+            "annotations": {
+                "io.github.skip-action.parent.base": "sha256:b",
+                "io.github.skip-action.parent.": "sha256:x",
+                "org.opencontainers.image.base.digest": "sha256:y"
+            }
+        }))
+        .unwrap();
+        let got = verified_on(&d);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got["base"], "sha256:b");
+    }
+
     #[test]
     fn short_digests() {
         assert_eq!(
@@ -512,6 +657,7 @@ mod tests {
                 platform: None,
                 digest: digest.into(),
                 layers: Some(layers(l)),
+                verified_on: BTreeMap::new(),
             }],
         }
     }

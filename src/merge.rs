@@ -16,6 +16,8 @@ use skip_registry::{Client, Descriptor, ErrorKind, Manifest, PlatformKey, RepoRe
 use crate::config::ImageSpec;
 use crate::fanout::{index_bytes, part_from_index, platform_tag, PlatformPart};
 use crate::hash::ImageHash;
+use crate::lineage::{is_layer_prefix, PARENT_ANNOTATION};
+use crate::registry::ManifestReads;
 
 /// What happened to one image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,18 +46,31 @@ pub struct Merged {
     pub outcome: Outcome,
 }
 
+/// A `FROM` parent of the image being merged: where its current image is (its content tag), so
+/// merge can record which of the parent's platform manifests each platform sits on.
+#[derive(Debug, Clone)]
+pub struct ParentRef {
+    pub name: String,
+    pub repo: RepoRef,
+    pub tag: String,
+}
+
 /// Merge one image. `explicit`: named with `--images` (or from decide's list), so a complete
 /// content tag is still compared with its per-platform images (a platform rebuilt for a rebuilt
 /// parent replaces the old one); otherwise a content tag that holds every platform is left
 /// alone without further reads.
+///
+/// `parents` are its `FROM` parents; `reads` shares their reads between the images of one run.
 pub async fn merge_image(
     client: &Client,
+    reads: &ManifestReads,
+    parents: &[ParentRef],
     spec: &ImageSpec,
     hash: &ImageHash,
     explicit: bool,
     dry_run: bool,
 ) -> Merged {
-    let outcome = match merge_inner(client, spec, hash, explicit, dry_run).await {
+    let outcome = match merge_inner(client, reads, parents, spec, hash, explicit, dry_run).await {
         Ok(o) => o,
         Err(e) => Outcome::Failed {
             reason: format!("{e:#}"),
@@ -71,6 +86,8 @@ pub async fn merge_image(
 
 async fn merge_inner(
     client: &Client,
+    reads: &ManifestReads,
+    parents: &[ParentRef],
     spec: &ImageSpec,
     hash: &ImageHash,
     explicit: bool,
@@ -89,7 +106,7 @@ async fn merge_inner(
             });
         }
     }
-    let reads = spec.platforms.iter().map(|p| async move {
+    let platform_reads = spec.platforms.iter().map(|p| async move {
         let t = platform_tag(&hash.tag, p);
         match get_optional(client, repo, &t).await? {
             Some(m) => {
@@ -106,7 +123,8 @@ async fn merge_inner(
             None => Ok(None),
         }
     });
-    let per_platform: Vec<Option<PlatformPart>> = futures_util::future::try_join_all(reads).await?;
+    let per_platform: Vec<Option<PlatformPart>> =
+        futures_util::future::try_join_all(platform_reads).await?;
     let mut parts = Vec::new();
     let mut missing = Vec::new();
     let mut fresh = false;
@@ -123,6 +141,7 @@ async fn merge_inner(
     if !missing.is_empty() {
         return Ok(Outcome::Missing { platforms: missing });
     }
+    annotate_parents(client, reads, &spec.repo, parents, &mut parts).await;
     let bytes = index_bytes(&parts);
     let digest = skip_registry::manifest::sha256_digest(&bytes);
     if let Some(m) = &content {
@@ -210,5 +229,105 @@ fn describe(m: &Manifest) -> String {
     match crate::lineage::Found::from_manifest(m.clone()) {
         Ok(f) => f.describe(),
         Err(_) => m.media_type.clone(),
+    }
+}
+
+/// Record in each part's descriptor the `FROM` parents its platform manifest was verified on
+/// ([`PARENT_ANNOTATION`]`<parent>` = the parent's platform manifest digest): the judge decide and
+/// promote apply (the parent's layers a prefix of the child's), checked here once so that decide
+/// can judge a reused image from its index alone. Only what is verified here is written: every
+/// annotation of ours that came with a source (a per-platform index, the old content index) is
+/// dropped first, as a claim this run did not check. A parent whose content tag holds no index
+/// entry of the platform, a platform not built on the parent's current entry, or a read that fails
+/// gets no annotation: decide then reads the platform manifests, as without annotations.
+async fn annotate_parents(
+    client: &Client,
+    reads: &ManifestReads,
+    repo: &RepoRef,
+    parents: &[ParentRef],
+    parts: &mut [PlatformPart],
+) {
+    for part in parts.iter_mut() {
+        if let Some(a) = &mut part.image.annotations {
+            a.retain(|k, _| !k.starts_with(PARENT_ANNOTATION));
+        }
+        if parents.is_empty() {
+            continue;
+        }
+        let child = match layers_of(client, repo, &part.image.digest).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(digest = %part.image.digest, "not annotated: {e:#}");
+                continue;
+            }
+        };
+        for p in parents {
+            match parent_entry(reads, p, &part.platform).await {
+                Ok(Some((digest, layers))) if is_layer_prefix(&layers, &child) => {
+                    part.image
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(format!("{PARENT_ANNOTATION}{}", p.name), digest);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(parent = %p.name, "not annotated: {e:#}"),
+            }
+        }
+        if part
+            .image
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.is_empty())
+        {
+            part.image.annotations = None;
+        }
+    }
+}
+
+/// The layer digests of the image manifest `digest`.
+async fn layers_of(client: &Client, repo: &RepoRef, digest: &str) -> anyhow::Result<Vec<String>> {
+    let m = client
+        .get_manifest(repo, digest)
+        .await
+        .with_context(|| format!("reading {digest}"))?;
+    match m.parse()? {
+        ParsedManifest::Image(im) => Ok(im.layers.iter().map(|l| l.digest.clone()).collect()),
+        ParsedManifest::Index(_) => anyhow::bail!("{digest} is an index"),
+    }
+}
+
+/// The parent's current entry of `platform`: its content tag's index entry (digest, layers).
+/// `None` when the content tag is absent, single-arch, or has no such entry.
+async fn parent_entry(
+    reads: &ManifestReads,
+    p: &ParentRef,
+    platform: &str,
+) -> anyhow::Result<Option<(String, Vec<String>)>> {
+    let m = match reads.get(&p.repo, &p.tag).await {
+        Ok(m) => m,
+        Err(e) if ErrorKind::of(&e) == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.context(format!("reading {}:{}", p.name, p.tag))),
+    };
+    let ParsedManifest::Index(idx) = m.parse()? else {
+        return Ok(None);
+    };
+    let Some(entry) = part_from_index(&idx.manifests, platform) else {
+        return Ok(None);
+    };
+    let digest = entry.image.digest;
+    let pm = reads
+        .get(&p.repo, &digest)
+        .await
+        .with_context(|| format!("reading {}@{digest}", p.name))?;
+    // The digest recorded is the one of the bytes whose layers were compared.
+    if pm.digest != digest {
+        anyhow::bail!("{}@{digest} was served as {}", p.name, pm.digest);
+    }
+    match pm.parse()? {
+        ParsedManifest::Image(im) => Ok(Some((
+            digest,
+            im.layers.iter().map(|l| l.digest.clone()).collect(),
+        ))),
+        ParsedManifest::Index(_) => Ok(None),
     }
 }

@@ -359,11 +359,15 @@ pub async fn resolve_upstream(
     Ok(out)
 }
 
-/// Read the manifests the base check needs: for each image of `which`, its content tag's
-/// manifest (by the digest the probe returned when there is one, so the judged image is the one
-/// probed) and, for an index, each platform manifest's layers. One task per image, each image
-/// once, all at once (the client bounds connections per host); what is unanswered by `deadline`
-/// is an error, which builds. Returns one slot per image of the config: `None` when not asked.
+/// Read the manifests the base check needs for `check` (from [`crate::lineage::to_check`], built
+/// `FROM` its parents `from`): each such image's content tag and each parent's (by the digest the
+/// probe returned when there is one, so the judged image is the one probed), then only the
+/// platform manifests whose layers the judge needs. A platform entry whose annotations say merge
+/// verified it on its parent's current entry ([`crate::lineage::verified_by_annotation`]) needs
+/// no platform manifest read, nor do its parent's entries; anything else is read in full, as
+/// before the annotations existed. Each read once, all at once (the client bounds connections per
+/// host); what is unanswered by `deadline` is an error, which builds. Returns one slot per image
+/// of the config: `None` when not asked.
 ///
 /// Every read is a manifest GET, which Docker Hub counts as a pull: callers ask only about
 /// images that would otherwise be reused, and their parents.
@@ -372,13 +376,16 @@ pub async fn read_found(
     config: &Config,
     hashes: &[ImageHash],
     existence: &[Existence],
-    which: &[usize],
+    from: &[Vec<usize>],
+    check: &[usize],
     deadline: Duration,
 ) -> Vec<Option<Result<crate::lineage::Found, String>>> {
     let deadline = tokio::time::Instant::now() + deadline;
+    let which = crate::lineage::to_read(from, check);
     let mut out: Vec<Option<Result<crate::lineage::Found, String>>> = vec![None; hashes.len()];
+    // 1. Every content tag: an index names its platform entries (with merge's annotations).
     let mut set = tokio::task::JoinSet::new();
-    for &i in which {
+    for &i in &which {
         let reads = reads.clone();
         let repo = config.images[i].repo.clone();
         let reference = match &existence[i] {
@@ -389,12 +396,15 @@ pub async fn read_found(
         };
         set.spawn(async move {
             let read = async {
-                read_one(&reads, &repo, &reference)
+                let m = reads
+                    .get(&repo, &reference)
                     .await
-                    .map_err(|e| format!("{e:#}"))
+                    .with_context(|| format!("{repo}:{reference}"))?;
+                crate::lineage::Found::from_manifest(m)
+                    .with_context(|| format!("{repo}:{reference} is not a usable manifest"))
             };
             let r = match tokio::time::timeout_at(deadline, read).await {
-                Ok(r) => r,
+                Ok(r) => r.map_err(|e| format!("{e:#}")),
                 Err(_) => Err("no answer before the decide deadline".to_string()),
             };
             (i, r)
@@ -405,59 +415,94 @@ pub async fn read_found(
             out[i] = Some(r);
         }
     }
-    for &i in which {
+    for &i in &which {
         if out[i].is_none() {
             out[i] = Some(Err("the read task failed".into()));
         }
     }
-    out
-}
-
-/// One content tag as [`crate::lineage::Found`], with the layers of every platform image.
-async fn read_one(
-    reads: &ManifestReads,
-    repo: &RepoRef,
-    reference: &str,
-) -> anyhow::Result<crate::lineage::Found> {
-    let m = reads
-        .get(repo, reference)
-        .await
-        .with_context(|| format!("{repo}:{reference}"))?;
-    let mut found = crate::lineage::Found::from_manifest(m)
-        .with_context(|| format!("{repo}:{reference} is not a usable manifest"))?;
-    let reads = found
-        .images
-        .iter()
-        .enumerate()
-        .filter(|(_, pi)| pi.layers.is_none())
-        .map(|(k, pi)| {
-            let digest = pi.digest.clone();
-            async move {
+    // 2. The platform manifests the judge needs layers of: each checked image's entries not
+    // verified by annotation, and its parents' entries of those platforms.
+    let mut need: std::collections::BTreeSet<(usize, usize)> = Default::default();
+    for &i in check {
+        let Some(Ok(child)) = &out[i] else { continue };
+        let mut parents = Vec::new();
+        for &p in &from[i] {
+            if let Some(Ok(f)) = &out[p] {
+                parents.push((config.images[p].name.as_str(), f));
+            }
+        }
+        if parents.len() < from[i].len() {
+            // A parent could not be read: the judge says unknown (builds) whatever the layers.
+            continue;
+        }
+        for (k, ci) in child.images.iter().enumerate() {
+            if ci.layers.is_some() || crate::lineage::verified_by_annotation(&parents, ci) {
+                continue;
+            }
+            need.insert((i, k));
+            for &p in &from[i] {
+                let Some(Ok(pf)) = &out[p] else { continue };
+                for (pk, pi) in pf.images.iter().enumerate() {
+                    let same = match (&pi.platform, &ci.platform) {
+                        (Some(a), Some(b)) => a == b,
+                        _ => true,
+                    };
+                    if same && pi.layers.is_none() {
+                        need.insert((p, pk));
+                    }
+                }
+            }
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (i, k) in need {
+        let Some(Ok(f)) = &out[i] else { continue };
+        let reads = reads.clone();
+        let repo = config.images[i].repo.clone();
+        let digest = f.images[k].digest.clone();
+        set.spawn(async move {
+            let read = async {
                 let m = reads
-                    .get(repo, &digest)
+                    .get(&repo, &digest)
                     .await
                     .with_context(|| format!("{repo}@{digest}"))?;
                 match m.parse()? {
-                    skip_registry::manifest::ParsedManifest::Image(img) => {
-                        Ok::<_, anyhow::Error>((
-                            k,
-                            img.layers
-                                .iter()
-                                .map(|l| l.digest.clone())
-                                .collect::<Vec<_>>(),
-                        ))
-                    }
+                    skip_registry::manifest::ParsedManifest::Image(img) => Ok(img
+                        .layers
+                        .iter()
+                        .map(|l| l.digest.clone())
+                        .collect::<Vec<_>>()),
                     skip_registry::manifest::ParsedManifest::Index(_) => {
                         anyhow::bail!("{repo}@{digest} is a nested index; not supported")
                     }
                 }
-            }
+            };
+            let r = match tokio::time::timeout_at(deadline, read).await {
+                Ok(r) => r.map_err(|e: anyhow::Error| format!("{e:#}")),
+                Err(_) => Err("no answer before the decide deadline".to_string()),
+            };
+            (i, k, r)
         });
-    for r in futures_util::future::join_all(reads).await {
-        let (k, layers) = r?;
-        found.images[k].layers = Some(layers);
     }
-    Ok(found)
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut done: Vec<(usize, usize, Vec<String>)> = Vec::new();
+    while let Some(res) = set.join_next().await {
+        match res {
+            Ok((i, k, Ok(layers))) => done.push((i, k, layers)),
+            Ok((i, _, Err(e))) => failed.push((i, e)),
+            // A task that panicked or was cancelled: its image cannot be judged (builds).
+            Err(_) => {}
+        }
+    }
+    for (i, k, layers) in done {
+        if let Some(Ok(f)) = &mut out[i] {
+            f.images[k].layers = Some(layers);
+        }
+    }
+    for (i, e) in failed {
+        out[i] = Some(Err(e));
+    }
+    out
 }
 
 /// With `runners:`: for each image built per platform, the platforms its content tag holds
@@ -716,6 +761,7 @@ async fn platform_image(
         platform: Some(platform.clone()),
         digest,
         layers: Some(manifest.layers.iter().map(|l| l.digest.clone()).collect()),
+        verified_on: Default::default(),
     }))
 }
 

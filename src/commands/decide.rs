@@ -66,7 +66,7 @@ pub fn run(args: DecideArgs) -> anyhow::Result<()> {
     } else {
         let left = flags.timeout.saturating_sub(probe_started.elapsed());
         rt.block_on(crate::registry::read_found(
-            &reads, &config, &hashes, existence, &read, left,
+            &reads, &config, &hashes, existence, &from, &check, left,
         ))
     };
     let names: Vec<&str> = config.images.iter().map(|s| s.name.as_str()).collect();

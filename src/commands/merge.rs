@@ -6,7 +6,7 @@ use crate::cli::MergeArgs;
 use crate::error::usage;
 use crate::github::md_cell;
 use crate::github::output::{write_summary, Outputs};
-use crate::merge::{merge_image, Merged, Outcome};
+use crate::merge::{merge_image, Merged, Outcome, ParentRef};
 
 pub fn run(args: MergeArgs) -> anyhow::Result<()> {
     let (config, discovery) = load_and_discover(&args.common)?;
@@ -63,23 +63,39 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
         })
         .collect();
     let dry_run = args.dry_run;
+    // Each image's `FROM` parents (not `COPY --from` ones, whose layers are not its own): merge
+    // records which of their platform manifests each platform sits on (crate::merge).
+    let from = crate::lineage::from_parents(&h.config, &h.discovery);
+    let reads = crate::registry::ManifestReads::new(&client);
     let results: Vec<Merged> = rt.block_on(async {
-        let mut set = tokio::task::JoinSet::new();
-        for &i in &picked {
-            let client = client.clone();
-            let spec = h.config.images[i].clone();
-            let hash = h.hashes[i].clone();
-            set.spawn(async move {
-                (
-                    i,
-                    merge_image(&client, &spec, &hash, explicit, dry_run).await,
-                )
-            });
-        }
         let mut out: Vec<(usize, Merged)> = Vec::new();
-        while let Some(r) = set.join_next().await {
-            if let Ok(x) = r {
-                out.push(x);
+        for wave in parents_first(&picked, &from) {
+            let mut set = tokio::task::JoinSet::new();
+            for &i in &wave {
+                let client = client.clone();
+                let reads = reads.clone();
+                let parents: Vec<ParentRef> = from[i]
+                    .iter()
+                    .map(|&j| ParentRef {
+                        name: h.config.images[j].name.clone(),
+                        repo: h.config.images[j].repo.clone(),
+                        tag: h.hashes[j].tag.clone(),
+                    })
+                    .collect();
+                let spec = h.config.images[i].clone();
+                let hash = h.hashes[i].clone();
+                set.spawn(async move {
+                    (
+                        i,
+                        merge_image(&client, &reads, &parents, &spec, &hash, explicit, dry_run)
+                            .await,
+                    )
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                if let Ok(x) = r {
+                    out.push(x);
+                }
             }
         }
         out.sort_by_key(|(i, _)| *i);
@@ -131,6 +147,27 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `picked` in waves, each image after the `FROM` parents (`from`) it is merged with: a child's
+/// merge reads its parent's content tag to record which platform manifests it sits on, so the
+/// parent's index is written first (as the per-level workflow jobs do). Within a wave, all at once.
+fn parents_first(picked: &[usize], from: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut left: Vec<usize> = picked.to_vec();
+    let mut waves = Vec::new();
+    while !left.is_empty() {
+        let (now, later): (Vec<usize>, Vec<usize>) = left
+            .iter()
+            .partition(|&&i| !from[i].iter().any(|p| left.contains(p)));
+        // The config's DAG has no cycle; should one appear, merge the rest together.
+        if now.is_empty() {
+            waves.push(later);
+            break;
+        }
+        waves.push(now);
+        left = later;
+    }
+    waves
 }
 
 /// `repo:tag-linux-arm64` for `repo:tag`.

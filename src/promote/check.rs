@@ -733,6 +733,7 @@ mod tests {
             platform: Some(PlatformKey::parse(p).unwrap()),
             digest: digest.into(),
             layers: Some(layers.iter().map(|s| s.to_string()).collect()),
+            verified_on: Default::default(),
         }
     }
 
