@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Push tiny OCI images under many tags of a local registry, over a few keep-alive connections.
 
-Usage: registry_fixture.py HOST:PORT REPO [--index P1,P2 | --per-platform P1,P2] [--urls FILE] < tags.txt
+Usage: registry_fixture.py HOST:PORT REPO [--index P1,P2 [--parents FILE] | --per-platform P1,P2] [--urls FILE] < tags.txt
 
 - default: a single-arch image under each tag;
 - --index: for each tag, one image per platform and an OCI index of them under the tag (what
   `merge` writes);
+- --parents FILE (with --index): lines `tag parent-name parent-tag`; each platform entry of such a
+  tag's index carries the annotation merge writes once it has verified the entry on the parent's
+  entry of that platform (`io.github.skip-action.parent.<name>` = that entry's digest, computed:
+  the parent's images are these same deterministic bytes), so a reader judges it from the index;
+  --urls then records only the tag;
 - --per-platform: for each tag and platform, that platform's image under `<tag>-<os>-<arch>`
   (what a platform job of `runners:` pushes before merge).
 
@@ -35,7 +40,14 @@ def main():
     ap.add_argument("--index", default="")
     ap.add_argument("--per-platform", default="")
     ap.add_argument("--urls", default="")
+    ap.add_argument("--parents", default="")
     a = ap.parse_args()
+    parents = {}
+    if a.parents:
+        for line in open(a.parents):
+            f = line.split()
+            if len(f) == 3:
+                parents[f[0]] = (f[1], f[2])
     host, repo = a.host, a.repo
     tags = [t.strip() for t in sys.stdin if t.strip()]
     local = threading.local()
@@ -99,13 +111,19 @@ def main():
         mine = [f"/v2/{repo}/manifests/{tag}"]
         if index_platforms:
             entries = []
+            parent = parents.get(tag)
             for p in index_platforms:
                 body = image(p, tag)
                 d = put("sha256:" + hashlib.sha256(body).hexdigest(), body, OCI_MANIFEST)
                 os_, arch = p.split("/")[:2]
-                entries.append({"mediaType": OCI_MANIFEST, "digest": d, "size": len(body),
-                                "platform": {"os": os_, "architecture": arch}})
-                mine.append(f"/v2/{repo}/manifests/{d}")
+                entry = {"mediaType": OCI_MANIFEST, "digest": d, "size": len(body),
+                         "platform": {"os": os_, "architecture": arch}}
+                if parent:
+                    pd = "sha256:" + hashlib.sha256(image(p, parent[1])).hexdigest()
+                    entry["annotations"] = {"io.github.skip-action.parent." + parent[0]: pd}
+                else:
+                    mine.append(f"/v2/{repo}/manifests/{d}")
+                entries.append(entry)
             put(tag, json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
                                  "manifests": entries}).encode(), OCI_INDEX)
         elif split_platforms:

@@ -2,7 +2,9 @@
 # Scale benchmark (issue 15): `skip-action decide` on the 12,806-image config (6 bases × 100
 # benchmarks × 128 agents, one repository), base check included, against a local Debian
 # docker-registry, single-platform and per-platform (`runners:` with linux/amd64 + linux/arm64,
-# 25,612 entries; present images are indexes of both platforms, as merge writes them), in the states
+# 25,612 entries; present images are indexes of both platforms, as merge writes them: each child's
+# entries annotated with the base entry merge verified them on; and, as `per-platform (plain)`, the
+# same indexes without the annotations, as another tool writes them), in the states
 #   A. every second tag present (the present children's bases are missing: nothing to check);
 #   B. every base and half the children present (6,400 children checked);
 #   C. all present (12,800 checked);
@@ -55,12 +57,23 @@ measure() {
   unset SKIP_ACTION_MAX_CONNECTIONS
 }
 
-for mode in single per-platform; do
+for mode in single per-platform per-platform-plain; do
   dir=$work/$mode
-  write_scale_config "$dir" "$REGISTRY/bench/$mode" "$mode"
+  write_scale_config "$dir" "$REGISTRY/bench/$mode" "${mode%-plain}"
   tags_of "$dir" > "$work/tags-$mode"
   index=()
-  [ "$mode" = per-platform ] && index=(--index linux/amd64,linux/arm64)
+  [ "$mode" = per-platform-plain ] && index=(--index linux/amd64,linux/arm64)
+  if [ "$mode" = per-platform ]; then
+    # tag, parent name, parent tag: what merge's annotations name.
+    (cd "$dir" && "$bin" hash --json) | python3 -c '
+import json, sys
+imgs = json.load(sys.stdin)["images"]
+tag = {i["name"]: i["tag"] for i in imgs}
+for i in imgs:
+    for p in i["parents"]:
+        print(i["tag"], p, tag[p])' > "$work/parents"
+    index=(--index linux/amd64,linux/arm64 --parents "$work/parents")
+  fi
   u=$work/urls-$mode
   # Each push records the manifests a check of those images reads (--urls): the floor's requests.
   awk 'NR % 2 == 0' "$work/tags-$mode" |
