@@ -802,15 +802,7 @@ fn merge_records_the_verified_parent_and_decide_reuses_from_the_index_alone() {
     assert_ne!(new_amd.digest, pushed[0].digest);
     let r = run(&ws, &["merge", "--images", "base"]);
     assert!(r.ok(), "{}", r.log());
-    let r = decide(&ws, &[]);
-    assert_eq!(
-        entries(&r),
-        pairs(&[("app", "linux/amd64"), ("app", "linux/arm64")]),
-        "{}",
-        r.log()
-    );
-    let reason = r.json("plan")[1]["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains("not built on the current base"), "{reason}");
+    assert_app_rebuilds_on_the_current_base(&ws);
     // Rebuilt and merged: annotated on the new base, reused again without platform reads.
     let app_amd = rt.block_on(push_platform(&p, &tags["app"], "amd64", Some(&new_amd)));
     let app_arm = rt.block_on(push_platform(&p, &tags["app"], "arm64", Some(&new_arm)));
@@ -878,15 +870,7 @@ fn merge_verifies_every_annotation_it_writes_and_a_forged_index_is_the_trust_bou
     );
     // decide reads amd64's layers and rebuilds app (a content tag that is not reusable builds
     // every platform, as without annotations).
-    let r = decide(&ws, &[]);
-    assert_eq!(
-        entries(&r),
-        pairs(&[("app", "linux/amd64"), ("app", "linux/arm64")]),
-        "{}",
-        r.log()
-    );
-    let reason = r.json("plan")[1]["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains("not built on the current base"), "{reason}");
+    assert_app_rebuilds_on_the_current_base(&ws);
 
     // The trust boundary: an index written at the content tag by someone else, claiming what
     // merge never verified, names the current parent digest; no check that skips the platform
@@ -897,4 +881,17 @@ fn merge_verifies_every_annotation_it_writes_and_a_forged_index_is_the_trust_bou
     }));
     let r = decide(&ws, &[]);
     assert_eq!(r.outputs["need_build"], "", "{}", r.log());
+}
+
+/// decide builds both of app's platforms, saying it is not built on the current base.
+fn assert_app_rebuilds_on_the_current_base(ws: &Ws) {
+    let r = decide(ws, &[]);
+    assert_eq!(
+        entries(&r),
+        pairs(&[("app", "linux/amd64"), ("app", "linux/arm64")]),
+        "{}",
+        r.log()
+    );
+    let reason = r.json("plan")[1]["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("not built on the current base"), "{reason}");
 }
